@@ -1,0 +1,145 @@
+"""Masked Autoencoders (MAE) around a stock transformers `ViTModel`.
+
+He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022 (arXiv:2111.06377).
+
+The encoder is an unmodified `ViTModel` (what gets exported); MAE calls its parts in the paper's order:
+patch embedding + position embedding on *all* patches, drop a random 75% of them, prepend [CLS], run
+the transformer blocks on the visible 25% only. The decoder (this class's own weights, discarded after
+pretraining) appends a shared learned mask token for every dropped patch, unshuffles, adds its own
+position embeddings, runs a few narrow `ViTLayer` blocks and predicts each patch's pixels. The loss is the
+MSE on the masked patches only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, ViTConfig
+from transformers import initialization as init
+from transformers.models.vit.modeling_vit import ViTLayer
+from transformers.utils import ModelOutput
+
+from hf_ssl.losses.masked_reconstruction import masked_reconstruction_loss
+from hf_ssl.nn.backbone import build_backbone
+from hf_ssl.nn.masking import gather_tokens, random_masking
+from hf_ssl.nn.patches import patchify, sincos_position_embedding
+
+from .configuration_mae import MAEConfig
+
+
+@dataclass
+class MAEOutput(ModelOutput):
+    """
+    loss: MSE on the masked patches.
+    logits: (B, N, patch_size**2 * C) predicted pixels of every patch (in the target's normalisation).
+    mask: (B, N) 1 for masked patches.
+    ids_restore: (B, N) unshuffling permutation of the masking.
+    last_hidden_state: (B, 1 + visible, D) encoder output on the visible patches.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+    ids_restore: torch.LongTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+
+
+class MAEForPreTraining(PreTrainedModel):
+    config_class = MAEConfig
+    base_model_prefix = "mae"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    # Trainer must not pass num_items_in_batch: the loss is already a mean over masked patches.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: MAEConfig):
+        super().__init__(config)
+        self.backbone = build_backbone(config.backbone_config)
+        grid = config.image_size // config.patch_size
+        self.num_patches = grid * grid
+        decoder_config = ViTConfig(
+            hidden_size=config.decoder_hidden_size,
+            num_hidden_layers=config.decoder_num_hidden_layers,
+            num_attention_heads=config.decoder_num_attention_heads,
+            intermediate_size=config.decoder_intermediate_size,
+            layer_norm_eps=config.backbone_config.layer_norm_eps,
+            qkv_bias=True,
+        )
+        decoder_config._attn_implementation = config.backbone_config._attn_implementation or "sdpa"
+        self.decoder_embed = nn.Linear(config.backbone_config.hidden_size, config.decoder_hidden_size)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        self.decoder_position_embeddings = nn.Parameter(
+            torch.zeros(1, self.num_patches + 1, config.decoder_hidden_size),
+            requires_grad=not config.fixed_position_embeddings,
+        )
+        self.decoder_layers = nn.ModuleList(ViTLayer(decoder_config) for _ in range(config.decoder_num_hidden_layers))
+        self.decoder_norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.backbone_config.layer_norm_eps)
+        self.decoder_pred = nn.Linear(config.decoder_hidden_size, config.patch_size**2 * config.num_channels)
+        if config.fixed_position_embeddings:
+            # Frozen (no gradient), but still saved: the exported ViT carries them as its initial values.
+            self.backbone.embeddings.position_embeddings.requires_grad_(False)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # The paper's initialisation (reference code): xavier-uniform linears, N(0, 0.02) mask token,
+        # sin-cos position embeddings when fixed.
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif module is self:
+            init.normal_(self.mask_token, std=self.config.initializer_range)
+            grid = self.config.image_size // self.config.patch_size
+            if self.config.fixed_position_embeddings:
+                init.copy_(self.decoder_position_embeddings,
+                           sincos_position_embedding(self.config.decoder_hidden_size, grid))
+                init.copy_(self.backbone.embeddings.position_embeddings,
+                           sincos_position_embedding(self.config.backbone_config.hidden_size, grid))
+            else:
+                init.trunc_normal_(self.decoder_position_embeddings, std=self.config.initializer_range)
+
+    def get_encoder(self) -> nn.Module:
+        return self.backbone
+
+    def encode_visible(self, pixel_values: torch.Tensor, mask_ratio: float | None = None):
+        """Run the ViT encoder on a random visible subset of patches. Returns (hidden, mask, ids_restore)."""
+        embeddings = self.backbone.embeddings
+        ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+        tokens = embeddings.patch_embeddings(pixel_values.to(embeddings.patch_embeddings.projection.weight.dtype))
+        tokens = tokens + embeddings.position_embeddings[:, 1:]
+        batch_size, num_patches, _ = tokens.shape
+        ids_keep, mask, ids_restore = random_masking(batch_size, num_patches, ratio, device=tokens.device)
+        tokens = gather_tokens(tokens, ids_keep)
+        cls = (embeddings.cls_token + embeddings.position_embeddings[:, :1]).expand(batch_size, -1, -1)
+        hidden = embeddings.dropout(torch.cat([cls, tokens], dim=1))
+        for layer in self.backbone.layers:
+            hidden = layer(hidden)
+        return self.backbone.layernorm(hidden), mask, ids_restore
+
+    def decode(self, hidden: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """Predict the pixels of every patch from the encoded visible tokens: (B, N, patch_size**2 * C)."""
+        tokens = self.decoder_embed(hidden)
+        batch_size, num_patches = ids_restore.shape
+        mask_tokens = self.mask_token.expand(batch_size, num_patches + 1 - tokens.shape[1], -1)
+        patches = gather_tokens(torch.cat([tokens[:, 1:], mask_tokens], dim=1), ids_restore)
+        tokens = torch.cat([tokens[:, :1], patches], dim=1) + self.decoder_position_embeddings
+        for layer in self.decoder_layers:
+            tokens = layer(tokens)
+        return self.decoder_pred(self.decoder_norm(tokens))[:, 1:]
+
+    def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> MAEOutput:
+        hidden, mask, ids_restore = self.encode_visible(pixel_values)
+        prediction = self.decode(hidden, ids_restore)
+        target = patchify(pixel_values, self.config.patch_size)
+        loss = masked_reconstruction_loss(prediction, target, mask, normalize_target=self.config.norm_pix_loss)
+        return MAEOutput(loss=loss, logits=prediction, mask=mask, ids_restore=ids_restore, last_hidden_state=hidden)
+
+
+__all__ = ["MAEForPreTraining", "MAEOutput"]

@@ -1,0 +1,73 @@
+"""The method registry: what `hf-ssl list` shows and `--method NAME` resolves.
+
+A method is one folder under `modeling/` that exports a :class:`Method`. Registering it makes its
+config and model known to the transformers Auto classes (so `AutoModel.from_pretrained(OUT/ssl)` works
+in this process) and marks them for `register_for_auto_class` (so `save_pretrained` writes `auto_map`
+and copies the code, and `trust_remote_code=True` loads it in a process that never imported hf_ssl).
+The training code only ever talks to a :class:`Method`; it never branches on a method's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, PretrainedConfig, PreTrainedModel
+
+from .errors import HfSslError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named size of a method: config fields (plus `backbone`, a spec for `backbone_config_from_spec`,
+    and `backbone_overrides` for its config) and the recommended `TrainingArguments` defaults."""
+
+    description: str
+    config: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str                       # one line for `hf-ssl list` and model cards
+    paper: str                         # citation for model cards
+    config_class: type[PretrainedConfig]
+    model_class: type[PreTrainedModel]
+    modality: str                      # "image" (text methods add "text")
+    presets: dict[str, Preset]
+    default_preset: str
+    # config -> callable(list of examples) -> batch dict; the method's data pipeline (augmentation, views, masks).
+    make_collator: Callable[[PretrainedConfig], Callable]
+    display_name: str = ""             # "MAE"; defaults to the name
+    limitations: str = ""              # method-specific caveats for model cards
+    auto_classes: tuple[str, ...] = ("AutoModel", "AutoModelForPreTraining")
+    tags: tuple[str, ...] = ()
+
+
+METHODS: dict[str, Method] = {}
+
+_AUTO_CLASSES = {"AutoModel": AutoModel, "AutoModelForPreTraining": AutoModelForPreTraining}
+
+
+def register_method(method: Method) -> Method:
+    """Add a method to the registry and to the transformers Auto classes (idempotent)."""
+    if not method.display_name:
+        object.__setattr__(method, "display_name", method.name)
+    if method.name in METHODS:
+        return METHODS[method.name]
+    model_type = method.config_class.model_type
+    AutoConfig.register(model_type, method.config_class, exist_ok=True)
+    for auto_name in method.auto_classes:
+        _AUTO_CLASSES[auto_name].register(method.config_class, method.model_class, exist_ok=True)
+    method.config_class.register_for_auto_class()
+    method.model_class.register_for_auto_class(method.auto_classes[0])
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise HfSslError(f"unknown method '{name}' (available: {', '.join(sorted(METHODS))})") from None
