@@ -1,0 +1,31 @@
+"""Frozen features of an encoder on a uint8 image tensor, in batches."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from transformers import PreTrainedModel
+
+from ..nn.backbone import pooled_features
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: PreTrainedModel, images: torch.Tensor, image_mean: Sequence[float], image_std: Sequence[float],
+    pooling: str = "auto", batch_size: int = 256,
+) -> torch.Tensor:
+    """(N, C, H, W) uint8 images -> (N, D) float32 features, normalised exactly like the exported image
+    processor does (rescale to [0, 1], then mean/std). bf16 autocast on GPUs that support it."""
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    mean = torch.tensor(image_mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(image_std, device=device).view(1, -1, 1, 1)
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255.0)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            features = pooled_features(encoder, (batch - mean) / std, pooling)
+        chunks.append(features.float().cpu())
+    return torch.cat(chunks)

@@ -1,0 +1,56 @@
+"""Frozen-feature evaluation of an image encoder on a labelled dataset: kNN and linear probe.
+
+Features come from the train split (the kNN memory bank / the probe's training set) and the test split;
+both are computed once and shared by every protocol asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from transformers import PreTrainedModel
+
+from ..data.datasets import ImageDataset
+from ..data.images import images_to_tensor, labels_to_tensor
+from ..errors import HfSslError
+from .features import extract_features
+from .knn import knn_accuracy
+from .linear_probe import linear_probe
+
+PROTOCOLS = ("knn", "linear")
+
+
+def evaluate_image_encoder(
+    encoder: PreTrainedModel, dataset: ImageDataset, image_size: int, num_channels: int,
+    image_mean: Sequence[float], image_std: Sequence[float], protocols: Sequence[str] = ("knn",),
+    pooling: str = "auto", k: int = 20, temperature: float | None = 0.07, batch_size: int = 256,
+) -> dict[str, dict[str, Any]]:
+    """Returns `{protocol: {"protocol", "dataset", "split", "value", "params"}}` (value = accuracy in [0, 1])."""
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise HfSslError(f"unknown protocol '{unknown[0]}' for an image encoder (available: {', '.join(PROTOCOLS)})")
+    if dataset.label_column is None or dataset.test_split is None:
+        raise HfSslError(
+            f"dataset {dataset.name} has no labels and test split to evaluate on "
+            f"(labels: {dataset.label_column}, splits: {', '.join(dataset.splits)})"
+        )
+    features, labels = {}, {}
+    for split in (dataset.train_split, dataset.test_split):
+        data = dataset.splits[split]
+        images = images_to_tensor(data, dataset.image_column, image_size, num_channels)
+        features[split] = extract_features(encoder, images, image_mean, image_std, pooling, batch_size)
+        labels[split] = labels_to_tensor(data, dataset.label_column)
+    num_classes = int(max(labels[s].max() for s in labels)) + 1
+    train, test = dataset.train_split, dataset.test_split
+    results: dict[str, dict[str, Any]] = {}
+    for protocol in protocols:
+        if protocol == "knn":
+            value = knn_accuracy(features[train], labels[train], features[test], labels[test], num_classes,
+                                 k=k, temperature=temperature)
+            params = {"k": k, "temperature": temperature, "pooling": pooling}
+        else:
+            probe = linear_probe(features[train], labels[train], features[test], labels[test], num_classes)
+            value, params = probe.accuracy, {"weight_decay": probe.weight_decay, "pooling": pooling}
+        results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": float(value),
+                             "params": params}
+    return results
