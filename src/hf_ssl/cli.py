@@ -1,0 +1,201 @@
+"""`hf-ssl list | pretrain | evaluate`.
+
+User errors end as one line on stderr (`hf-ssl: error: ...`) and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import HfSslError
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_known_warnings()
+    try:
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+            argv = ["pretrain", *argv]
+        command, rest = argv[0], argv[1:]
+        if command in ("-h", "--help"):
+            print(__doc__.strip() + "\n\nRun `hf-ssl COMMAND --help` for a command's options.")
+            return
+        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate}
+        if command not in commands:
+            raise HfSslError(f"unknown command '{command}' (commands: {', '.join(commands)})")
+        commands[command](rest)
+    except HfSslError as error:
+        print(f"hf-ssl: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("hf-ssl: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def list_methods(argv: list[str]) -> None:
+    from .registry import METHODS
+    from .data.datasets import BUILTIN_DATASETS
+    import hf_ssl  # noqa: F401  (registers the methods)
+
+    _parser("hf-ssl list", "Print the methods, their presets and the built-in datasets.").parse_args(argv)
+    for method in METHODS.values():
+        print(f"{method.name:<14} {method.summary}")
+        for name, preset in method.presets.items():
+            print(f"{'':<16}--preset {name}: {preset.description}")
+    print("\nbuilt-in datasets: " + ", ".join(BUILTIN_DATASETS) + " (or imagefolder:PATH, a Hub dataset id)")
+
+
+def pretrain(argv: list[str]) -> None:
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from .registry import get_method
+    from .training.pretrain import PretrainArguments, run_pretraining
+    import hf_ssl  # noqa: F401
+
+    # Stage 1: which method and preset, so stage 2 can offer that method's flags and recipe defaults.
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--method", default=PretrainArguments.method)
+    first.add_argument("--preset", default=None)
+    first.add_argument("--dataset", default=PretrainArguments.dataset)
+    known, _ = first.parse_known_args(argv)
+    method = get_method(known.method)
+    preset = known.preset or method.default_preset
+    if preset not in method.presets:
+        raise HfSslError(f"unknown preset '{preset}' for {method.name} (available: {', '.join(method.presets)})")
+
+    method_arguments = method_arguments_dataclass(method)
+    parser = HfArgumentParser((PretrainArguments, method_arguments, TrainingArguments), prog="hf-ssl pretrain",
+                              description=f"Pretrain with Trainer. Method flags are {method.config_class.__name__} fields.")
+    _one_line_errors(parser)
+    dataset_slug = known.dataset.split(":")[-1].rstrip("/").split("/")[-1] or "data"
+    import torch
+
+    parser.set_defaults(
+        output_dir=os.path.join("outputs", f"{method.name}-{dataset_slug}"), logging_steps=10, save_steps=500,
+        save_total_limit=2, report_to="none", ddp_find_unused_parameters=False,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        # Without a GPU, say so: TrainingArguments then accepts --bf16 (CPU autocast) instead of refusing it.
+        use_cpu=not torch.cuda.is_available(),
+        **method.presets[preset].training,
+    )
+    try:
+        *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except ValueError as e:  # TrainingArguments' own validation (incompatible flags)
+        raise HfSslError(f"invalid training arguments: {str(e).strip().splitlines()[0]}") from None
+    if remaining:
+        raise HfSslError(f"unrecognized arguments: {' '.join(remaining)} (see `hf-ssl pretrain --help`)")
+    args, method_flags, training_args, *unused = parsed
+    if unused:  # a preset's recipe names a key TrainingArguments does not have: a bug in the preset
+        raise RuntimeError(f"preset {preset} sets unknown TrainingArguments: {sorted(vars(unused[0]))}")
+    overrides = {k: v for k, v in dataclasses.asdict(method_flags).items() if v is not None}
+    results = run_pretraining(method, args, training_args, overrides, portable_command(["hf-ssl", "pretrain", *argv]))
+    if results is not None and training_args.process_index == 0:
+        print(f"\nEncoder saved to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
+        for name, entry in results.items():
+            print(f"{name} accuracy on {entry['dataset']} {entry['split']}: {100 * entry['value']:.2f}%")
+
+
+def evaluate(argv: list[str]) -> None:
+    parser = _parser("hf-ssl evaluate", "Evaluate an exported encoder on a labelled dataset; prints JSON.")
+    parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any encoder folder)")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--image_column", default=None)
+    parser.add_argument("--label_column", default=None)
+    parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear")
+    parser.add_argument("--k", type=int, default=20, help="kNN neighbours")
+    parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
+    parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
+    parser.add_argument("--batch_size", type=int, default=256)
+    args = parser.parse_args(argv)
+
+    from .data.datasets import load_image_dataset
+    from .evaluation.image_protocols import evaluate_image_encoder
+    from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
+    from .hub.export import SSL_SUBDIR, write_json_atomic
+    from .nn.backbone import load_encoder
+
+    model_dir = Path(args.model)
+    encoder, processor = load_encoder(model_dir)
+    size = processor.size.get("height") or processor.size.get("shortest_edge")
+    dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column)
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    results = evaluate_image_encoder(
+        encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
+        protocols=protocols, pooling=args.pooling, k=args.k,
+        temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size)
+    print(json.dumps(results, indent=2))
+    if model_dir.is_dir() and os.access(model_dir, os.W_OK):
+        all_results = {**read_json(model_dir / EVAL_RESULTS_FILE), **results}
+        write_json_atomic(model_dir / EVAL_RESULTS_FILE, all_results)
+        run_info = read_json(model_dir / SSL_SUBDIR / RUN_INFO_FILE)
+        if run_info:
+            write_model_card(model_dir, run_info, all_results)
+
+
+def method_arguments_dataclass(method) -> type:
+    """A dataclass with one optional flag per hyperparameter the method's config declares (`--mask_ratio`...);
+    None means "keep the preset's value"."""
+    module_globals = vars(sys.modules[method.config_class.__module__])
+    fields = []
+    for name, hint in method.config_class.__annotations__.items():
+        if name in ("backbone_config",) or name.startswith("_"):
+            continue
+        if isinstance(hint, str):  # postponed annotations: resolve in the config's module
+            hint = eval(hint, module_globals)  # noqa: S307 (our own source code)
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if args else hint
+        default = getattr(method.config_class, name, None)
+        fields.append((name, Optional[base], dataclasses.field(
+            default=None, metadata={"help": f"{method.config_class.__name__}.{name} (paper default: {default})"})))
+    return dataclasses.make_dataclass(f"{method.config_class.__name__}Arguments", fields)
+
+
+def portable_command(argv: list[str]) -> str:
+    """The command line for a model card, with local paths reduced to their last component."""
+    def portable(token: str) -> str:
+        prefix, sep, value = token.rpartition(":") if token.startswith("imagefolder:") else ("", "", token)
+        if os.path.isabs(value) or (os.sep in value and os.path.exists(value)):
+            value = os.path.basename(value.rstrip(os.sep)) or value
+        return f"{prefix}{sep}{value}"
+
+    return shlex.join(portable(t) for t in argv)
+
+
+def _quiet_known_warnings() -> None:
+    # Without torchvision, transformers warns on every image-processor load that it falls back to PIL;
+    # hf-ssl never uses torchvision (it has no CPU wheel), so the warning is noise.
+    from transformers.utils import logging as hf_logging
+
+    for handler in hf_logging._get_library_root_logger().handlers:
+        handler.addFilter(lambda record: "requires torchvision" not in record.getMessage())
+    # datasets' "Generating train split" bars for local files are noise next to Trainer's progress bar
+    # (downloads keep huggingface_hub's own bars).
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    _one_line_errors(parser)
+    return parser
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    def error(message: str) -> typing.NoReturn:
+        raise HfSslError(f"{parser.prog}: {message}")
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Model cards: YAML front matter valid for the Hub (`model-index` with measured results) + a body from
+the Jinja template `hf_ssl.model_cards/encoder.md.j2`."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+RUN_INFO_FILE = "training_info.json"   # in OUT/ssl/: everything the card says about training
+EVAL_RESULTS_FILE = "eval_results.json"  # in OUT/: {protocol: {dataset, split, value, ...}}
+
+PROTOCOL_NAMES = {"knn": "kNN (cosine, k={k}, weighted)", "linear": "linear probe (logistic regression)"}
+
+
+def protocol_display_name(key: str, entry: dict[str, Any]) -> str:
+    template = PROTOCOL_NAMES.get(entry.get("protocol", key), key)
+    return template.format(**entry.get("params", {}))
+
+
+def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results: dict[str, dict[str, Any]]) -> Path:
+    """Render `OUT/README.md` from the training record and the evaluation results."""
+    out_dir = Path(out_dir)
+    results = [
+        dict(protocol_name=protocol_display_name(key, entry), dataset=entry["dataset"], split=entry["split"],
+             value=entry["value"])
+        for key, entry in sorted(eval_results.items())
+    ]
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-feature-extraction",
+        license="apache-2.0",
+        tags=["self-supervised", "hf-ssl", run_info["method"], *run_info.get("tags", [])],
+        datasets=[run_info["dataset"]] if "/" in run_info["dataset"] else None,
+        base_model=run_info.get("base_model"),
+        model_name=run_info["model_name"],
+        eval_results=[
+            EvalResult(task_type="image-classification", dataset_type=entry["dataset"], dataset_name=entry["dataset"],
+                       dataset_split=entry["split"], metric_type="accuracy", metric_value=round(entry["value"], 4),
+                       metric_name=protocol_display_name(key, entry))
+            for key, entry in sorted(eval_results.items())
+        ] or None,
+    )
+    template = resources.files("hf_ssl.model_cards").joinpath("encoder.md.j2").read_text(encoding="utf-8")
+    card = ModelCard.from_template(card_data, template_str=template, results=results,
+                                   repo_id=run_info.get("repo_id") or "ORG/" + run_info["model_name"], **run_info)
+    path = out_dir / "README.md"
+    card.save(path)
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

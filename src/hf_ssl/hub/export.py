@@ -1,0 +1,71 @@
+"""Writing OUT, the Hub-ready folder: the encoder in its native transformers class at the root (what
+users load without hf-ssl), its image processor, and the full pretraining model in `ssl/`.
+
+Everything is written into a hidden staging folder first and moved into place at the end, so a
+failure never leaves a half-written OUT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from transformers import PreTrainedModel, ViTImageProcessor
+
+from ..registry import Method
+from .card import RUN_INFO_FILE
+
+SSL_SUBDIR = "ssl"
+
+
+def image_processor_for(image_size: int, image_mean: Sequence[float], image_std: Sequence[float]) -> ViTImageProcessor:
+    """The processor that reproduces hf-ssl's input pipeline with plain transformers: convert to RGB (L,
+    RGBA, P all work), bilinear resize to a square, rescale to [0, 1], normalise."""
+    return ViTImageProcessor(
+        do_convert_rgb=True, do_resize=True, size={"height": image_size, "width": image_size}, resample=2,
+        do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=list(image_mean),
+        image_std=list(image_std),
+    )
+
+
+def export_pretrained(
+    model: PreTrainedModel, method: Method, out_dir: str | os.PathLike, run_info: dict[str, Any],
+) -> None:
+    """Write the encoder (root), its processor, and the pretraining model + run record (`ssl/`) into OUT."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        model.get_encoder().save_pretrained(staging)
+        image_processor_for(config.image_size, config.image_mean, config.image_std).save_pretrained(staging)
+        model.save_pretrained(staging / SSL_SUBDIR)
+        _add_auto_map_entries(staging / SSL_SUBDIR / "config.json", method.auto_classes)
+        (staging / SSL_SUBDIR / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2), encoding="utf-8")
+        for entry in staging.iterdir():
+            target = out_dir / entry.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _add_auto_map_entries(config_path: Path, auto_classes: Sequence[str]) -> None:
+    # register_for_auto_class records a single Auto class; the model fits every one it is registered with.
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    auto_map = config.setdefault("auto_map", {})
+    model_ref = auto_map.get(auto_classes[0])
+    for name in auto_classes:
+        auto_map.setdefault(name, model_ref)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
