@@ -238,3 +238,28 @@ def test_user_error_in_a_real_process_has_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "hf-ssl: error: invalid mae configuration: mask_ratio must be in (0, 1), got 0.0"]
     assert not (tmp_path / "out").exists()
+
+
+def test_backbone_checkpoint_initialises_the_encoder(pretrained_out, tmp_path):
+    from safetensors.torch import load_file
+
+    source, _ = pretrained_out
+    out = tmp_path / "continued"
+    # lr 0: training changes nothing, so the exported encoder must be exactly the checkpoint's weights.
+    result = run_cli("pretrain", "--preset", "tiny", "--backbone", str(source), "--max_steps", "1",
+                     "--learning_rate", "0", "--eval_protocols", "none", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after = load_file(source / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys()
+    for name in before:
+        assert (before[name] == after[name]).all(), name
+
+
+def test_method_flags_reach_the_config(tmp_path):
+    out = tmp_path / "flags"
+    result = run_cli("pretrain", "--preset", "tiny", "--mask_ratio", "0.5", "--norm_pix_loss", "false",
+                     "--decoder_hidden_size", "16", "--max_steps", "1", "--eval_protocols", "none",
+                     "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "ssl" / "config.json").read_text())
+    assert (config["mask_ratio"], config["norm_pix_loss"], config["decoder_hidden_size"]) == (0.5, False, 16)
