@@ -171,3 +171,24 @@ def test_mae_refuses_a_convolutional_backbone():
     backbone, _ = backbone_config_from_spec("resnet-test")
     with pytest.raises(Exception, match="ViT backbone"):
         MAEConfig(backbone_config=backbone)
+
+
+@pytest.mark.parametrize("norm_pix", [True, False])
+def test_same_loss_and_gradients_as_transformers_vit_mae(norm_pix):
+    """transformers' ViTMAEForPreTraining (a port of the reference code) is an independent implementation:
+    with the same weights and the same masking noise, loss, reconstruction and gradients must agree."""
+    from hf_ssl.modeling.mae.convert_mae import to_vit_mae
+
+    torch.manual_seed(0)
+    ours = MAEForPreTraining(tiny_config(norm_pix_loss=norm_pix)).eval()
+    reference = to_vit_mae(ours).eval()
+    images, noise = torch.randn(4, 3, 16, 16), torch.rand(4, 16)
+    mine, theirs = ours(images, noise=noise), reference(images, noise=noise)
+    torch.testing.assert_close(mine.mask, theirs.mask)
+    torch.testing.assert_close(mine.logits, theirs.logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mine.loss, theirs.loss, atol=1e-6, rtol=1e-5)
+    mine.loss.backward()
+    theirs.loss.backward()
+    torch.testing.assert_close(ours.backbone.layers[0].mlp.fc1.weight.grad,
+                               reference.vit.layers[0].mlp.fc1.weight.grad, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(ours.mask_token.grad, reference.decoder.mask_token.grad, atol=1e-6, rtol=1e-4)

@@ -7,12 +7,15 @@ import torch
 
 def random_masking(
     batch_size: int, num_patches: int, mask_ratio: float, device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample uniform random masking without replacement (MAE, He et al. 2022, Sec. 3).
 
     Exactly ``num_patches - int(num_patches * (1 - mask_ratio))`` patches are masked in every
     sample, so the visible set has a fixed length and the encoder runs on a dense tensor.
+
+    ``noise`` (B, N), if given, decides the masks (the patches with the smallest noise stay visible);
+    transformers' `ViTMAEForPreTraining` takes the same argument, so both draw identical masks.
 
     Returns:
         ids_keep: (B, K) indices of the visible patches, in shuffled order.
@@ -20,7 +23,8 @@ def random_masking(
         ids_restore: (B, N) permutation that undoes the shuffle (gather with it to unshuffle).
     """
     num_keep = int(num_patches * (1 - mask_ratio))
-    noise = torch.rand(batch_size, num_patches, device=device, generator=generator)
+    if noise is None:
+        noise = torch.rand(batch_size, num_patches, device=device, generator=generator)
     ids_shuffle = torch.argsort(noise, dim=1)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :num_keep]

@@ -108,14 +108,18 @@ class MAEForPreTraining(PreTrainedModel):
     def get_encoder(self) -> nn.Module:
         return self.backbone
 
-    def encode_visible(self, pixel_values: torch.Tensor, mask_ratio: float | None = None):
-        """Run the ViT encoder on a random visible subset of patches. Returns (hidden, mask, ids_restore)."""
+    def encode_visible(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None,
+                       mask_ratio: float | None = None):
+        """Run the ViT encoder on a random visible subset of patches. Returns (hidden, mask, ids_restore).
+
+        `noise` (B, N) fixes the masks (smallest noise = visible), e.g. for reproducible visualisations.
+        """
         embeddings = self.backbone.embeddings
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         tokens = embeddings.patch_embeddings(pixel_values.to(embeddings.patch_embeddings.projection.weight.dtype))
         tokens = tokens + embeddings.position_embeddings[:, 1:]
         batch_size, num_patches, _ = tokens.shape
-        ids_keep, mask, ids_restore = random_masking(batch_size, num_patches, ratio, device=tokens.device)
+        ids_keep, mask, ids_restore = random_masking(batch_size, num_patches, ratio, device=tokens.device, noise=noise)
         tokens = gather_tokens(tokens, ids_keep)
         cls = (embeddings.cls_token + embeddings.position_embeddings[:, :1]).expand(batch_size, -1, -1)
         hidden = embeddings.dropout(torch.cat([cls, tokens], dim=1))
@@ -134,8 +138,9 @@ class MAEForPreTraining(PreTrainedModel):
             tokens = layer(tokens)
         return self.decoder_pred(self.decoder_norm(tokens))[:, 1:]
 
-    def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> MAEOutput:
-        hidden, mask, ids_restore = self.encode_visible(pixel_values)
+    def forward(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None, return_loss: bool = True,
+                **kwargs) -> MAEOutput:
+        hidden, mask, ids_restore = self.encode_visible(pixel_values, noise=noise)
         prediction = self.decode(hidden, ids_restore)
         target = patchify(pixel_values, self.config.patch_size)
         loss = masked_reconstruction_loss(prediction, target, mask, normalize_target=self.config.norm_pix_loss)
