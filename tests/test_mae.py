@@ -192,3 +192,15 @@ def test_same_loss_and_gradients_as_transformers_vit_mae(norm_pix):
     torch.testing.assert_close(ours.backbone.layers[0].mlp.fc1.weight.grad,
                                reference.vit.layers[0].mlp.fc1.weight.grad, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(ours.mask_token.grad, reference.decoder.mask_token.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_encoder_initialised_as_in_the_reference_code():
+    """Xavier-uniform linears and patch projection (not ViT's N(0, 0.02)): bound sqrt(6 / (fan_in + fan_out))."""
+    torch.manual_seed(0)
+    model = MAEForPreTraining(tiny_config())
+    fc1 = model.backbone.layers[0].mlp.fc1.weight                   # (64, 32)
+    projection = model.backbone.embeddings.patch_embeddings.projection.weight  # (32, 3, 4, 4)
+    for weight, fan_in, fan_out in ((fc1, 32, 64), (projection, 48, 32)):
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert weight.abs().max().item() <= bound
+        assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15)  # std of U(-b, b)

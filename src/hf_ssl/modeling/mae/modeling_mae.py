@@ -82,7 +82,22 @@ class MAEForPreTraining(PreTrainedModel):
         if config.fixed_position_embeddings:
             # Frozen (no gradient), but still saved: the exported ViT carries them as its initial values.
             self.backbone.embeddings.position_embeddings.requires_grad_(False)
+        self._init_encoder_as_in_paper()
         self.post_init()
+
+    @torch.no_grad()
+    def _init_encoder_as_in_paper(self) -> None:
+        """The reference code's encoder init, replacing ViT's N(0, 0.02): xavier-uniform linears and patch
+        projection (as a flattened matrix). With N(0, 0.02) the patch tokens start ~4x smaller than the
+        sin-cos positions, and pooled features are mostly position. Runs at construction only, so weights
+        loaded later (from_pretrained, --backbone CHECKPOINT) are never touched."""
+        for module in self.backbone.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        projection = self.backbone.embeddings.patch_embeddings.projection.weight
+        nn.init.xavier_uniform_(projection.view(projection.shape[0], -1))
 
     def _init_weights(self, module: nn.Module) -> None:
         # The paper's initialisation (reference code): xavier-uniform linears, N(0, 0.02) mask token,
