@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
 from transformers import PreTrainedModel
 
 from ..data.datasets import ImageDataset
@@ -24,8 +25,13 @@ def evaluate_image_encoder(
     encoder: PreTrainedModel, dataset: ImageDataset, image_size: int, num_channels: int,
     image_mean: Sequence[float], image_std: Sequence[float], protocols: Sequence[str] = ("knn",),
     pooling: str = "auto", k: int = 20, temperature: float | None = 0.07, batch_size: int = 256,
+    images: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Returns `{protocol: {"protocol", "dataset", "split", "value", "params"}}` (value = accuracy in [0, 1])."""
+    """Returns `{protocol: {"protocol", "dataset", "split", "value", "params"}}` (value = accuracy in [0, 1]).
+
+    `images` may hold splits already converted to uint8 tensors at this size (pretraining has the train
+    split in memory), so they are not decoded twice.
+    """
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise HfSslError(f"unknown protocol '{unknown[0]}' for an image encoder (available: {', '.join(PROTOCOLS)})")
@@ -37,8 +43,10 @@ def evaluate_image_encoder(
     features, labels = {}, {}
     for split in (dataset.train_split, dataset.test_split):
         data = dataset.splits[split]
-        images = images_to_tensor(data, dataset.image_column, image_size, num_channels)
-        features[split] = extract_features(encoder, images, image_mean, image_std, pooling, batch_size)
+        pixels = (images or {}).get(split)
+        if pixels is None:
+            pixels = images_to_tensor(data, dataset.image_column, image_size, num_channels)
+        features[split] = extract_features(encoder, pixels, image_mean, image_std, pooling, batch_size)
         labels[split] = labels_to_tensor(data, dataset.label_column)
     num_classes = int(max(labels[s].max() for s in labels)) + 1
     train, test = dataset.train_split, dataset.test_split

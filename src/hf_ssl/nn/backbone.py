@@ -69,10 +69,8 @@ def backbone_config_from_spec(spec: str | os.PathLike, **overrides) -> tuple[Pre
             raise HfSslError(f"backbone config {spec} is not a transformers config: {_first_line(e)}") from None
     if os.path.isdir(spec):
         _require_safetensors(spec)
-    elif os.path.sep in spec.rstrip(os.path.sep) and os.path.exists(os.path.dirname(spec) or "."):
-        # Looks like a local path (not "org/name") that does not exist.
-        if spec.startswith((".", os.path.sep)):
-            raise HfSslError(f"backbone checkpoint {spec} does not exist")
+    elif spec.startswith((".", os.path.sep)):  # a local path (Hub ids never start so) that is not there
+        raise HfSslError(f"backbone checkpoint {spec} does not exist")
     try:
         config = AutoConfig.from_pretrained(spec, **overrides)
     except (OSError, ValueError, KeyError) as e:

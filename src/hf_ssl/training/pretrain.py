@@ -52,7 +52,7 @@ class PretrainArguments:
         "help": "backbone preset name, config .json, or checkpoint folder / Hub id to start from"})
     image_size: int | None = field(default=None, metadata={"help": "input size in pixels (overrides the preset)"})
     patch_size: int | None = field(default=None, metadata={"help": "ViT patch size (overrides the preset)"})
-    eval_protocols: str = field(default="knn", metadata={
+    eval_protocols: str = field(default="knn,linear", metadata={
         "help": "comma-separated protocols run on the test split after training (knn, linear), or 'none'"})
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN evaluation"})
     pooling: str = field(default="auto", metadata={"help": "feature pooling for evaluation: auto | cls | mean"})
@@ -121,7 +121,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     if protocols and dataset.label_column is not None and dataset.test_split is not None:
         results = evaluate_image_encoder(
             trainer.model.get_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
-            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k)
+            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k,
+            images={dataset.train_split: train_images})
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
     elif protocols:
         print(f"Not evaluated: {dataset.name} has no labelled test split.")

@@ -32,7 +32,7 @@ PRESETS = {
         config=dict(backbone="vit-tiny", backbone_overrides=dict(num_hidden_layers=6, image_size=32, patch_size=4),
                     decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
                     decoder_intermediate_size=512),
-        training=dict(_OPTIM, learning_rate=1.5e-3, per_device_train_batch_size=128, num_train_epochs=10,
+        training=dict(_OPTIM, learning_rate=1.5e-3, per_device_train_batch_size=128, num_train_epochs=40,
                       warmup_steps=0.05),
     ),
     "base": Preset(
