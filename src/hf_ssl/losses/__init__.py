@@ -1,0 +1,19 @@
+"""Self-supervised objectives, one per file, as pure functions (no state, no side effects).
+
+Losses that compare samples across the batch take `gather_distributed=True` to do so over all processes
+with gradients (see `hf_ssl.nn.distributed`).
+"""
+
+from .barlow_twins import barlow_twins_loss
+from .dino import dino_loss, update_center
+from .info_nce import info_nce_loss
+from .masked_reconstruction import masked_reconstruction_loss
+from .negative_cosine import byol_loss, negative_cosine_similarity
+from .nt_xent import nt_xent_loss
+from .swav import sinkhorn_knopp, swav_loss
+from .vicreg import VICRegLoss, vicreg_loss
+
+__all__ = [
+    "VICRegLoss", "barlow_twins_loss", "byol_loss", "dino_loss", "info_nce_loss", "masked_reconstruction_loss",
+    "negative_cosine_similarity", "nt_xent_loss", "sinkhorn_knopp", "swav_loss", "update_center", "vicreg_loss",
+]

@@ -1,0 +1,129 @@
+"""Joint-embedding losses with gather_distributed=True in 2 real processes equal the 1-process global-batch loss.
+
+Gradient factor: `gather_with_grad`'s backward sums what every rank computed for a slice, so each rank's local
+inputs receive d(sum_r loss_r)/dx. Every loss below is defined so that mean_r loss_r = L, the loss of the
+concatenated batch, hence the local gradients are WORLD_SIZE x dL/dx. DDP then averages parameter gradients
+over ranks (divides by WORLD_SIZE), so training on 2 processes gets exactly the gradient of L.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from hf_ssl.losses.barlow_twins import barlow_twins_loss
+from hf_ssl.losses.dino import update_center
+from hf_ssl.losses.info_nce import info_nce_loss
+from hf_ssl.losses.nt_xent import nt_xent_loss
+from hf_ssl.losses.swav import sinkhorn_knopp
+from hf_ssl.losses.vicreg import vicreg_loss
+
+pytestmark = pytest.mark.distributed
+
+WORLD_SIZE = 2
+
+# Each entry returns a 1-d tensor whose first element is the loss to backpropagate (VICReg adds its terms).
+LOSSES = {
+    "nt_xent": lambda a, b, gather: nt_xent_loss(a, b, temperature=0.3, gather_distributed=gather)[None],
+    "info_nce_v3": lambda q, k, gather: info_nce_loss(q, k, temperature=0.2, gather_distributed=gather,
+                                                      scale_by_temperature=True)[None],
+    "vicreg": lambda a, b, gather: torch.stack(vicreg_loss(a, b, gather_distributed=gather)),
+    "barlow_twins": lambda a, b, gather: barlow_twins_loss(a, b, lambda_offdiag=0.1, gather_distributed=gather)[None],
+}
+
+WORKER = """
+import sys
+import torch
+import torch.distributed as dist
+from test_losses_distributed import LOSSES
+from hf_ssl.losses.dino import update_center
+from hf_ssl.losses.swav import sinkhorn_knopp
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+data = torch.load(sys.argv[1], weights_only=True)
+local = lambda t: t.chunk(world)[rank].clone().requires_grad_()  # this rank's half of the global batch
+out = {}
+for name, fn in LOSSES.items():
+    a, b = local(data["z1"]), local(data["z2"])
+    values = fn(a, b, True)
+    values[0].backward()
+    out[name] = {"values": values.detach(), "grads": [a.grad, b.grad]}
+out["sinkhorn"] = sinkhorn_knopp(local(data["scores"]), gather_distributed=True)
+out["center"] = update_center(data["center"], [local(data["teacher1"]), local(data["teacher2"])])
+torch.save(out, f"{sys.argv[2]}/rank{rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+def global_batch():
+    g = torch.Generator().manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    return {"z1": rand(8, 6), "z2": rand(8, 6) * 2 + 1, "scores": torch.nn.functional.normalize(rand(8, 5), dim=1),
+            "center": rand(5), "teacher1": rand(8, 5), "teacher2": rand(8, 5)}
+
+
+@pytest.fixture(scope="module")
+def rank_outputs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("losses_ddp")
+    torch.save(global_batch(), tmp / "batch.pt")
+    (tmp / "worker.py").write_text(textwrap.dedent(WORKER))
+    torchrun = [shutil.which("torchrun") or "", "--standalone", "--nproc_per_node", str(WORLD_SIZE)]
+    if not torchrun[0]:
+        torchrun[0:1] = [sys.executable, "-m", "torch.distributed.run"]
+    # --standalone picks a free port: another torchrun job on this machine may hold the default 29500
+    # the worker imports LOSSES from this module, so that both sides run the very same calls
+    path = os.pathsep.join(filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    result = subprocess.run([*torchrun, str(tmp / "worker.py"), str(tmp / "batch.pt"), str(tmp)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(WORLD_SIZE)]
+
+
+def single_process(name):
+    data = global_batch()
+    a, b = data["z1"].clone().requires_grad_(), data["z2"].clone().requires_grad_()
+    values = LOSSES[name](a, b, False)
+    values[0].backward()
+    return values.detach(), [a.grad, b.grad]
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_distributed_loss_and_gradients_match_global_batch(rank_outputs, name):
+    values, grads = single_process(name)
+    ranks = [out[name] for out in rank_outputs]
+    rank_values = torch.stack([r["values"] for r in ranks])
+    if name == "barlow_twins":
+        # C is computed on the gathered batch (the reference all-reduces C and uses SyncBatchNorm):
+        # every rank holds the global loss itself
+        for r in rank_values:
+            torch.testing.assert_close(r, values)
+    else:
+        # NT-Xent (SimCLR's TPU code: local anchors vs the global candidates) and MoCo v3 (local queries vs
+        # all keys, labels offset by rank) average over LOCAL anchors; VICReg's invariance is a local MSE
+        # (reference `repr_loss` precedes the gather). So each rank holds its share and the MEAN over ranks is
+        # the global loss, which is also what HF Trainer logs (it averages the rank losses).
+        torch.testing.assert_close(rank_values.mean(dim=0), values)
+        assert not torch.allclose(rank_values[0, 0], rank_values[1, 0])  # the shares differ: a real check
+    if name == "vicreg":  # variance and covariance are global-batch statistics: equal on every rank
+        for r in rank_values:
+            torch.testing.assert_close(r[2:], values[2:])
+    # local gradients = WORLD_SIZE x the global-batch gradient (see the module docstring); DDP divides by it
+    for i, grad in enumerate(grads):
+        torch.testing.assert_close(torch.cat([r["grads"][i] for r in ranks]), WORLD_SIZE * grad)
+
+
+def test_distributed_sinkhorn_codes_and_dino_center_match_global_batch(rank_outputs):
+    data = global_batch()
+    codes = torch.cat([out["sinkhorn"] for out in rank_outputs])
+    torch.testing.assert_close(codes, sinkhorn_knopp(data["scores"]))
+    # the local call alone would equipartition each half separately: a different answer
+    assert not torch.allclose(rank_outputs[0]["sinkhorn"], sinkhorn_knopp(data["scores"].chunk(2)[0]))
+    expected = update_center(data["center"], [data["teacher1"], data["teacher2"]])
+    for out in rank_outputs:  # every rank gets the center of the global batch
+        torch.testing.assert_close(out["center"], expected)
