@@ -6,10 +6,12 @@ the whole batch at once and normalises it, so the per-image Python work is one i
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
+
+from .transforms import MultiView
 
 
 class ImageCollator:
@@ -26,6 +28,50 @@ class ImageCollator:
             with torch.no_grad():
                 images = self.augment(images)
         return {"pixel_values": (images - self.mean) / self.std}
+
+
+class MultiViewCollator:
+    """`[{"pixel_values": uint8 (C,H,W)}, ...]` -> several augmented, normalised views of every image.
+
+    Args:
+        image_mean, image_std: per-channel normalisation applied to every view after augmentation.
+        view_transforms: one batched transform per view (the same module may repeat: SimCLR's
+            `[aug, aug]`), or a callable returning the list of views (`byol_augmentations(...)`,
+            `multi_crop_augmentation(...)`). Each runs on the whole (B, C, H, W) batch in [0, 1].
+
+    Returns `{"pixel_values": float (B, V, C, H, W)}`: views with the first view's size, in order. Views of
+    another size (multi-crop's local crops) go to `"local_pixel_values"` (B, V_local, C, h, w); they must come
+    after the first group and share one size. Why tensors and not a list of views: `Trainer.floating_point_ops`
+    calls `inputs["pixel_values"].numel()` on every step and fails on a list (checked with transformers 5.23),
+    although `_prepare_input` would move a list to the device. Why the batch first: accelerate's
+    `dispatch_batches`/`split_batches` and Trainer's `find_batch_size` slice and count dim 0 of every tensor.
+    A model takes `pixel_values.unbind(1)` for the views, or `pixel_values.transpose(0, 1).flatten(0, 1)` to
+    run its backbone once on all V * B images (view-major: `.chunk(V)` splits the outputs back per view).
+    """
+
+    def __init__(
+        self, image_mean: Sequence[float], image_std: Sequence[float],
+        view_transforms: Sequence[nn.Module] | Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    ):
+        self.mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        if isinstance(view_transforms, (list, tuple)):
+            view_transforms = MultiView(view_transforms)
+        self.view_transforms = view_transforms
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        images = torch.stack([example["pixel_values"] for example in examples]).float().div_(255.0)
+        with torch.no_grad():
+            views = [(view - self.mean) / self.std for view in self.view_transforms(images)]
+        split = next((i for i, view in enumerate(views) if view.shape != views[0].shape), len(views))
+        first, rest = views[:split], views[split:]
+        if any(view.shape != rest[0].shape for view in rest):
+            raise ValueError("views must be one group of equal sizes, optionally followed by a second one "
+                             f"(global crops, then local crops); got sizes {[tuple(v.shape[-2:]) for v in views]}")
+        batch = {"pixel_values": torch.stack(first, dim=1)}
+        if rest:
+            batch["local_pixel_values"] = torch.stack(rest, dim=1)
+        return batch
 
 
 class UInt8ImageDataset(torch.utils.data.Dataset):

@@ -22,6 +22,7 @@ from transformers import PretrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collators import UInt8ImageDataset
+from .callbacks import CollapseMonitorCallback, MomentumUpdateCallback
 from ..data.datasets import ImageDataset, load_image_dataset
 from ..data.images import images_to_tensor
 from ..errors import HfSslError
@@ -103,8 +104,12 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
 
     checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False)
+    # Per-step side effects (EMA teachers, schedules, queues) live in model hooks the callbacks call once per
+    # optimizer step; models without the hooks (MAE) are left alone.
     trainer = Trainer(model=model, args=training_args, train_dataset=UInt8ImageDataset(train_images),
-                      data_collator=method.make_collator(config))
+                      data_collator=method.make_collator(config), callbacks=[MomentumUpdateCallback()])
+    # first, so that reporting integrations see the logged embedding_std
+    trainer.callback_handler.callbacks.insert(0, CollapseMonitorCallback())
     last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
     if last_checkpoint and trainer.is_world_process_zero():
         print(f"Resuming from {last_checkpoint}")

@@ -1,0 +1,111 @@
+"""Batched view augmentations (hf_ssl.data.transforms) and MultiViewCollator: shapes, value range, one random
+draw per image, and the papers' probabilities measured as frequencies over large batches of tiny images."""
+
+import pytest
+import torch
+from torch import nn
+
+from hf_ssl.data.collators import MultiViewCollator
+from hf_ssl.data.transforms import blur_kernel_size, byol_augmentations, multi_crop_augmentation, simclr_augmentation
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def images(n: int, size: int) -> torch.Tensor:
+    x = torch.rand(n, 3, size, size)
+    x[:, :, 0, 0], x[:, :, -1, -1] = 0.0, 1.0  # the extremes of the range
+    return x
+
+
+def test_blur_kernel_is_odd_and_about_ten_percent():
+    assert [blur_kernel_size(s) for s in (8, 16, 32, 96, 100, 224)] == [3, 3, 3, 9, 11, 23]  # 23 at 224: the paper's
+
+
+def test_shapes_and_value_range():
+    x = images(16, 24)
+    out = simclr_augmentation(16, blur_probability=1.0)(x)
+    assert out.shape == (16, 3, 16, 16) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    for view in byol_augmentations(8)(x):  # a 3-pixel blur kernel on 8-pixel images
+        assert view.shape == (16, 3, 8, 8) and view.min() >= 0 and view.max() <= 1
+    views = multi_crop_augmentation(16, 8, num_local=3)(x)
+    assert [tuple(v.shape) for v in views] == [(16, 3, 16, 16)] * 2 + [(16, 3, 8, 8)] * 3
+    assert all(v.min() >= 0 and v.max() <= 1 for v in views)
+
+
+@pytest.mark.parametrize("make", [lambda: [simclr_augmentation(12)], lambda: list(byol_augmentations(12)),
+                                  lambda: list(multi_crop_augmentation(12, 6, num_local=1))])
+def test_every_image_gets_its_own_draw(make):
+    x = images(1, 16).expand(32, -1, -1, -1).contiguous()  # 32 copies of one image
+    for transform in make():
+        out = transform(x).flatten(1)
+        assert torch.unique(out, dim=0).shape[0] == 32
+        # and each op draws per image (the colour ops are also checked by frequency below)
+        assert not any(getattr(op, "same_on_batch", False) for op in transform.modules())
+
+
+def is_gray(x: torch.Tensor) -> torch.Tensor:
+    return (x[:, 0] == x[:, 1]).all((1, 2)) & (x[:, 1] == x[:, 2]).all((1, 2))
+
+
+def test_simclr_color_probabilities():
+    # constant-colour images stay constant under crop, flip and blur, so the colour alone says what happened:
+    # grayscale with p = 0.2; untouched (no jitter, p = 0.2, and no grayscale, p = 0.8) with p = 0.16. Colours in
+    # [0.3, 0.4] keep the jitter (factors up to 1.8) from clamping channels to equal values.
+    n = 4000
+    colours = torch.rand(n, 3, 1, 1) * 0.1 + 0.3
+    out = simclr_augmentation(8)(colours.expand(n, 3, 12, 12).contiguous())
+    assert (out.amax((2, 3)) - out.amin((2, 3))).max() < 1e-5  # still constant
+    untouched = (out[:, :, 0, 0] - colours[:, :, 0, 0]).abs().amax(1) < 1e-6
+    assert abs(is_gray(out).float().mean().item() - 0.2) < 0.03  # sd 0.006
+    assert abs(untouched.float().mean().item() - 0.16) < 0.03
+    never_gray = simclr_augmentation(8, grayscale_probability=0.0)(colours[:500].expand(500, 3, 12, 12).contiguous())
+    assert not is_gray(never_gray).any()
+
+
+def checkerboard(n: int, size: int = 64, square: int = 12) -> torch.Tensor:
+    """A gray board of 0.1 / 0.3 squares: never solarised (brightness <= 1.4 keeps it under 0.5), and no crop of
+    it is magnified at 16 px output (squares of 3-10 px), so its edges stay sharp unless blurred."""
+    i = torch.arange(size) // square
+    return (((i[:, None] + i[None, :]) % 2) * 0.2 + 0.1).float().expand(n, 3, size, size).contiguous()
+
+
+def smoothness(x: torch.Tensor) -> torch.Tensor:
+    """Per image: energy of 1-pixel differences / energy of 2-pixel differences; 1/2 at sharp edges, down to 1/4
+    for smooth ones. Independent of the contrast and of how many edges a crop holds."""
+    x = x[:, 0]
+    e1 = (x[:, :, 1:] - x[:, :, :-1]).pow(2).sum((1, 2)) + (x[:, 1:] - x[:, :-1]).pow(2).sum((1, 2))
+    e2 = (x[:, :, 2:] - x[:, :, :-2]).pow(2).sum((1, 2)) + (x[:, 2:] - x[:, :-2]).pow(2).sum((1, 2))
+    return e1 / e2.clamp_min(1e-12)
+
+
+@pytest.mark.parametrize("views", ["byol", "multi_crop"])
+def test_first_view_always_blurred_second_rarely(views):
+    pair = byol_augmentations(16) if views == "byol" else multi_crop_augmentation(16, 8, num_local=0)
+    x = checkerboard(600)
+    # "blurred" = clearly smoother than a sharp edge; sigma ~ U(0.1, 2) and a small sigma hardly blurs, so a p = 1
+    # blur shows in ~80% of the images (measured: 78-83% for p = 1.0, 7-11% for p = 0.1, 0-3% without blur)
+    blurred = [(smoothness(view(x)) < 0.4).float().mean().item() for view in pair]
+    assert blurred[0] > 0.6 and blurred[1] < 0.16
+
+
+def test_multi_view_collator_normalises_and_stacks_batch_first():
+    examples = [{"pixel_values": torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)} for _ in range(5)]
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    batch = MultiViewCollator(mean, std, [nn.Identity(), nn.Identity()])(examples)
+    expected = (torch.stack([e["pixel_values"] for e in examples]).float() / 255
+                - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert list(batch) == ["pixel_values"] and batch["pixel_values"].shape == (5, 2, 3, 8, 8)
+    torch.testing.assert_close(batch["pixel_values"][:, 0], expected)
+    torch.testing.assert_close(batch["pixel_values"][:, 1], expected)
+
+    batch = MultiViewCollator(mean, std, byol_augmentations(6))(examples)  # a callable returning the views
+    assert list(batch) == ["pixel_values"] and batch["pixel_values"].shape == (5, 2, 3, 6, 6)
+    assert not torch.equal(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
+    batch = MultiViewCollator(mean, std, multi_crop_augmentation(6, 4, num_local=3))(examples)
+    assert batch["pixel_values"].shape == (5, 2, 3, 6, 6) and batch["local_pixel_values"].shape == (5, 3, 3, 4, 4)
+    with pytest.raises(ValueError, match="views must be"):
+        MultiViewCollator(mean, std, [simclr_augmentation(6), simclr_augmentation(4), simclr_augmentation(6)])(examples)

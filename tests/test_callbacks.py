@@ -1,0 +1,118 @@
+"""hf_ssl.training.callbacks in real (tiny) Trainer runs: the momentum hook runs once per optimizer step under
+gradient accumulation, and the collapse monitor logs `embedding_std` and warns only for collapsed embeddings.
+The toy model takes the batches of `MultiViewCollator` with multi-crop, so these runs also check that Trainer
+accepts that batch format."""
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainerCallback, TrainerControl, TrainerState
+from transformers import TrainingArguments
+
+from hf_ssl.data.collators import MultiViewCollator, UInt8ImageDataset
+from hf_ssl.data.transforms import multi_crop_augmentation
+from hf_ssl.nn.momentum import copy_frozen, cosine_momentum, ema_update
+from hf_ssl.training.callbacks import CollapseMonitorCallback, MomentumUpdateCallback, embedding_std
+
+DIM = 16
+
+
+class ToyConfig(PretrainedConfig):
+    model_type = "hf_ssl_test_toy"
+    constant_embeddings: bool = False
+
+
+class ToyModel(PreTrainedModel):
+    """A linear student with an EMA teacher; stores its (B, D) embeddings like a joint-embedding method."""
+
+    config_class = ToyConfig
+    main_input_name = "pixel_values"
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        self.student = nn.Linear(3 * 8 * 8, DIM)
+        self.teacher = copy_frozen(self.student)
+        self.forward_calls, self.updates = 0, []
+        self.post_init()
+
+    def forward(self, pixel_values, local_pixel_values=None):
+        assert pixel_values.shape[1:] == (2, 3, 8, 8) and local_pixel_values.shape[1:] == (2, 3, 4, 4)
+        self.forward_calls += 1
+        z = self.student(pixel_values[:, 0].flatten(1))
+        with torch.no_grad():
+            t = self.teacher(pixel_values[:, 1].flatten(1))
+        shape = (pixel_values.shape[0], DIM)
+        self.last_embeddings = torch.ones(shape) if self.config.constant_embeddings else torch.randn(shape)
+        return {"loss": (z - t).pow(2).mean()}
+
+    def momentum_update(self, progress: float) -> None:
+        self.updates.append((progress, self.forward_calls))
+        ema_update(self.teacher, self.student, cosine_momentum(progress, 1.0))
+
+
+class LogRecorder(TrainerCallback):
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs))
+
+
+def train(tmp_path, constant_embeddings: bool, callbacks, **kwargs) -> tuple[Trainer, ToyModel]:
+    torch.manual_seed(0)
+    model = ToyModel(ToyConfig(constant_embeddings=constant_embeddings))
+    collator = MultiViewCollator([0.5] * 3, [0.25] * 3, multi_crop_augmentation(8, 4, num_local=2))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", max_steps=4,
+                             per_device_train_batch_size=8, logging_steps=1, save_strategy="no", disable_tqdm=True,
+                             learning_rate=0.1, **kwargs)
+    dataset = UInt8ImageDataset(torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks)
+    trainer.train()
+    return trainer, model
+
+
+def test_momentum_once_per_optimizer_step_and_random_embeddings_pass(tmp_path, caplog):
+    recorder = LogRecorder()
+    with caplog.at_level(logging.WARNING, logger="hf_ssl.training.callbacks"):
+        trainer, model = train(tmp_path, False, [MomentumUpdateCallback(), CollapseMonitorCallback(), recorder],
+                               gradient_accumulation_steps=3)
+    # 4 optimizer steps of 3 micro-batches: one update after each third forward, progress k / K
+    assert model.forward_calls == 12
+    assert model.updates == [(0.25, 3), (0.5, 6), (0.75, 9), (1.0, 12)]
+    step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in step_logs] == [1, 2, 3, 4]
+    for entry in step_logs:  # isotropic embeddings: about 1/sqrt(D)
+        assert 0.6 / math.sqrt(DIM) < entry["embedding_std"] < 1.2 / math.sqrt(DIM)
+    # the callbacks after the monitor see it in `logs` too; the end-of-training summary is left alone
+    assert [("embedding_std" in logs) for logs in recorder.logs] == [True] * 4 + [False]
+    assert "train_runtime" in recorder.logs[-1]
+    assert not caplog.records
+
+
+def test_collapse_monitor_warns_on_constant_embeddings(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="hf_ssl.training.callbacks"):
+        trainer, model = train(tmp_path, True, [CollapseMonitorCallback(threshold=0.1, warn_every=2)])
+    step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["embedding_std"] for entry in step_logs] == [0.0] * 4
+    assert "embedding_std" not in trainer.state.log_history[-1]  # the end-of-training summary is left alone
+    warnings = [r for r in caplog.records if r.name == "hf_ssl.training.callbacks"]
+    assert [r.levelno for r in warnings] == [logging.WARNING] * 2  # steps 1 and 3: at most once per 2 steps
+    assert "step 1:" in warnings[0].getMessage() and "step 3:" in warnings[1].getMessage()
+    assert model.updates == []  # no MomentumUpdateCallback installed
+
+
+def test_callbacks_unwrap_wrappers_and_ignore_plain_models(tmp_path):
+    model = ToyModel(ToyConfig())
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    state, control = TrainerState(global_step=3, max_steps=4), TrainerControl()
+    MomentumUpdateCallback().on_step_end(args, state, control, model=nn.DataParallel(model))
+    assert model.updates == [(0.75, 0)]
+    MomentumUpdateCallback().on_step_end(args, state, control, model=nn.Linear(2, 2))  # no hook: nothing to do
+    model.last_embeddings = torch.randn(32, DIM)
+    logs = {"loss": 1.0}
+    CollapseMonitorCallback().on_log(args, state, control, logs=logs, model=nn.DataParallel(model))
+    assert logs["embedding_std"] == pytest.approx(embedding_std(model.last_embeddings))
