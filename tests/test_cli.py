@@ -208,13 +208,14 @@ def _bad_inputs(tmp_path):
         "missing folder": (["--dataset", f"imagefolder:{tmp_path / 'nowhere'}"], "nowhere"),
         "wrong backbone type": (["--backbone", "resnet-test"], "ViT backbone"),
         "image not a patch multiple": (["--image_size", "18"], "multiple of patch_size"),
+        "zero patch size": (["--patch_size", "0"], "must be positive"),
     }
 
 
 @pytest.mark.parametrize("case", ["unknown method", "unknown dataset", "unknown preset", "mask ratio", "bad flag value",
                                   "unknown flag", "output is a file", "pickle checkpoint", "corrupt image",
                                   "image smaller than a patch", "missing column", "missing folder",
-                                  "wrong backbone type", "image not a patch multiple"])
+                                  "wrong backbone type", "image not a patch multiple", "zero patch size"])
 def test_user_errors_are_one_line_and_leave_no_output(case, tmp_path, capsys):
     from hf_ssl.cli import main
 

@@ -103,7 +103,10 @@ def load_backbone_weights(backbone: PreTrainedModel, checkpoint: str) -> None:
             f"checkpoint {checkpoint} does not match the backbone: missing {', '.join(missing[:3])}"
             + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         )
-    backbone.load_state_dict({k: source[k] for k in backbone.state_dict()}, strict=True)
+    try:
+        backbone.load_state_dict({k: source[k] for k in backbone.state_dict()}, strict=True)
+    except RuntimeError as e:  # shapes differ, e.g. another --image_size than the checkpoint's
+        raise HfSslError(f"checkpoint {checkpoint} does not fit the backbone: {_first_line(e)}") from None
 
 
 def load_encoder(folder: str | os.PathLike):

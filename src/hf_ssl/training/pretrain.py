@@ -75,10 +75,17 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
         # A user-chosen architecture keeps only the preset's input geometry; a checkpoint keeps its own.
         keep = () if is_checkpoint_spec(backbone_spec) else ("image_size", "patch_size")
         backbone_overrides = {k: v for k, v in backbone_overrides.items() if k in keep}
-    backbone_overrides.update({k: getattr(args, k) for k in ("image_size", "patch_size") if getattr(args, k) is not None})
     backbone_config, checkpoint = backbone_config_from_spec(backbone_spec, **backbone_overrides)
+    # --image_size / --patch_size go wherever the field exists: a ViT config has both, a ResNet neither (the
+    # method config then holds the input size).
+    geometry = {k: getattr(args, k) for k in ("image_size", "patch_size") if getattr(args, k) is not None}
     config_kwargs.update({k: v for k, v in overrides.items() if v is not None})
     try:
+        for name, value in geometry.items():
+            if hasattr(backbone_config, name):
+                setattr(backbone_config, name, value)  # strict configs validate on assignment
+            if name in method.config_class.__annotations__:
+                config_kwargs[name] = value
         config = method.config_class(backbone_config=backbone_config, **config_kwargs)
     except (StrictDataclassClassValidationError, ValueError, TypeError) as e:
         raise HfSslError(f"invalid {method.name} configuration: {_innermost_message(e)}") from None

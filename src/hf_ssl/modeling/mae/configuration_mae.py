@@ -79,6 +79,8 @@ class MAEConfig(PretrainedConfig):
         backbone = self.backbone_config
         if backbone.model_type != "vit":
             raise ValueError(f"MAE needs a ViT backbone (model_type 'vit'), got '{backbone.model_type}'")
+        if self.patch_size < 1 or self.image_size < 1:
+            raise ValueError(f"image_size ({self.image_size}) and patch_size ({self.patch_size}) must be positive")
         if self.patch_size > self.image_size or self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size} (and at least one patch)"
