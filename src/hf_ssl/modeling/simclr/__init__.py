@@ -1,0 +1,72 @@
+"""SimCLR (Chen et al., ICML 2020)."""
+
+from ...data.collators import MultiViewCollator
+from ...data.transforms import simclr_augmentation
+from ...registry import Method, Preset
+from .configuration_simclr import SimCLRConfig
+from .modeling_simclr import SimCLRForPreTraining, SimCLROutput
+
+
+def make_collator(config: SimCLRConfig) -> MultiViewCollator:
+    """Two views of every image through the same pipeline (Appendix A): random resized crop + flip, colour
+    jitter (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
+    augment = simclr_augmentation(
+        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
+        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
+    )
+    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
+
+
+# The paper trains with LARS (lr = 0.3 * batch / 256, weight decay 1e-6, 10 warmup epochs, cosine decay,
+# batch 4096). transformers has no LARS, so every preset uses AdamW with a cosine schedule: `tiny` is for
+# tests; `small` trains a ResNet-18 on small images on a CPU; `base` is the paper's ResNet-50 at 224 px with
+# its batch size and schedule length, with an AdamW learning rate (the LARS one would diverge with AdamW).
+_OPTIM = dict(weight_decay=1e-6, lr_scheduler_type="cosine")
+
+PRESETS = {
+    "tiny": Preset(
+        "ResNet 8-16 wide x2 stages, 16 px, projection 32 -> 16: a step in milliseconds, for tests",
+        config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
+                    projection_hidden_dim=32, projection_dim=16),
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
+                      warmup_steps=0.0),
+    ),
+    "small": Preset(
+        "ResNet-18 at 32 px (the stem downsamples 4x), projection 512 -> 128: small images on a CPU",
+        config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
+                    projection_hidden_dim=512, projection_dim=128),
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, num_train_epochs=100,
+                      warmup_steps=0.05),
+    ),
+    "base": Preset(
+        "the paper's ResNet-50 at 224 px, projection 2048 -> 128, batch 4096 (16 x 256), 100 epochs",
+        config=dict(backbone="resnet50", backbone_overrides=dict(image_size=224),
+                    projection_hidden_dim=2048, projection_dim=128),
+        training=dict(_OPTIM, learning_rate=1e-3 * 4096 / 256, per_device_train_batch_size=256,
+                      num_train_epochs=100, warmup_steps=0.1),
+    ),
+}
+
+METHOD = Method(
+    name="simclr",
+    summary="SimCLR: pull together the projections of two augmented views of an image, push apart all others (NT-Xent)",
+    paper=("Chen, Kornblith, Norouzi, Hinton, A Simple Framework for Contrastive Learning of Visual "
+           "Representations, ICML 2020 (arXiv:2002.05709)"),
+    config_class=SimCLRConfig,
+    model_class=SimCLRForPreTraining,
+    modality="image",
+    presets=PRESETS,
+    default_preset="small",
+    make_collator=make_collator,
+    tags=("contrastive",),
+    display_name="SimCLR",
+    limitations=(
+        "Trained with AdamW and a cosine schedule, not the paper's LARS (lr 0.3 x batch / 256 = 4.8 at batch 4096, "
+        "weight decay 1e-6), which transformers does not provide. SimCLR needs large batches for many negatives "
+        "(the paper: 4096, with BatchNorm synchronised over all devices); here BatchNorm normalises over each "
+        "process's own 2 x per-device batch. At 32 px the ResNet stem (7x7 stride-2 conv + max pool) keeps only "
+        "8x8 of the image; the paper's CIFAR-10 variant replaces it with a 3x3 stride-1 conv, not done here."
+    ),
+)
+
+__all__ = ["SimCLRConfig", "SimCLRForPreTraining", "SimCLROutput", "METHOD"]

@@ -1,0 +1,186 @@
+"""SimCLR: config round trip and validation, the loss against NT-Xent on per-view embeddings, gradients, and
+the CLI end to end with a ResNet and a ViT backbone (export loaded by plain transformers)."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli, run_python
+from hf_ssl import SimCLRConfig, SimCLRForPreTraining
+from hf_ssl.losses.nt_xent import nt_xent_loss
+from hf_ssl.nn.backbone import backbone_config_from_spec
+
+
+def tiny_config(backbone: str = "resnet-test", **kwargs) -> SimCLRConfig:
+    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
+    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    return SimCLRConfig(backbone_config=backbone_config, **{**dict(projection_hidden_dim=32, projection_dim=16), **kwargs})
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+def test_config_round_trip(backbone, tmp_path):
+    config = tiny_config(backbone, temperature=0.2, crop_min_scale=0.3, gather_distributed=False)
+    config.save_pretrained(tmp_path)
+    loaded = SimCLRConfig.from_pretrained(tmp_path)
+    assert loaded.backbone_config.model_type == backbone.split("-")[0]
+    assert type(loaded.backbone_config) is type(config.backbone_config)
+    assert loaded.temperature == 0.2 and loaded.crop_min_scale == 0.3 and loaded.gather_distributed is False
+    assert loaded.projection_hidden_dim == 32 and loaded.projection_dim == 16
+    assert loaded.image_size == 16 and loaded.num_channels == 3
+    assert loaded.patch_size == (4 if backbone.startswith("vit") else 1)
+    assert loaded.backbone_config.to_dict() == config.backbone_config.to_dict()
+
+
+def test_paper_defaults():
+    config = SimCLRConfig()
+    assert config.backbone_config.model_type == "resnet" and config.image_size == 224
+    assert (config.projection_hidden_dim, config.projection_dim, config.temperature) == (2048, 128, 0.5)
+    assert config.crop_min_scale == 0.08 and config.blur_probability == 0.5 and config.grayscale_probability == 0.2
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=0.0), dict(temperature=-0.1), dict(projection_dim=0),
+                                 dict(crop_min_scale=0.0), dict(crop_min_scale=1.5)])
+def test_invalid_values_are_refused(bad):
+    with pytest.raises(Exception, match=next(iter(bad))):
+        tiny_config(**bad)
+
+
+def test_vit_image_size_must_fit_patches():
+    backbone_config, _ = backbone_config_from_spec("vit-test", image_size=18, patch_size=4)
+    with pytest.raises(Exception, match="multiple of patch_size"):
+        SimCLRConfig(backbone_config=backbone_config)
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+def test_loss_is_nt_xent_of_each_view_encoded_separately(backbone):
+    torch.manual_seed(0)
+    model = SimCLRForPreTraining(tiny_config(backbone, temperature=0.3))
+    # Give BatchNorm the statistics of a real batch (momentum 1: running stats = that batch's), so that in eval
+    # mode the embeddings are centred and spread out (with the initial stats they are nearly parallel and the
+    # loss hardly depends on pairing or temperature). Eval mode: encoding views together or apart must agree.
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.momentum = 1.0
+    model.train()
+    model(torch.randn(64, 2, 3, 16, 16))
+    model.eval()
+    pixels = torch.randn(5, 2, 3, 16, 16)
+    with torch.no_grad():
+        output = model(pixels)
+        z1 = model.projector(model.encode(pixels[:, 0]))
+        z2 = model.projector(model.encode(pixels[:, 1]))
+    assert output.embeddings.shape == (5, 2, 16)
+    torch.testing.assert_close(output.embeddings[:, 0], z1, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(output.embeddings[:, 1], z2, rtol=1e-4, atol=1e-5)
+    expected = nt_xent_loss(z1, z2, temperature=0.3)
+    assert output.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # the check is sensitive: other pairings of the views or another temperature give another loss
+    assert nt_xent_loss(z1, z2.roll(1, 0), temperature=0.3).item() != pytest.approx(output.loss.item(), rel=1e-2)
+    assert nt_xent_loss(z1, z2, temperature=0.5).item() != pytest.approx(output.loss.item(), rel=1e-2)
+    assert model.last_embeddings.shape == (10, 16) and not model.last_embeddings.requires_grad
+
+
+def test_loss_uses_the_configured_temperature():
+    torch.manual_seed(0)
+    model = SimCLRForPreTraining(tiny_config()).eval()
+    pixels = torch.randn(4, 2, 3, 16, 16)
+    with torch.no_grad():
+        loss_a = model(pixels).loss
+        model.config.temperature = 0.1
+        loss_b = model(pixels).loss
+        z = model(pixels).embeddings
+    assert loss_b.item() == pytest.approx(nt_xent_loss(z[:, 0], z[:, 1], 0.1).item(), rel=1e-5)
+    assert loss_a.item() != pytest.approx(loss_b.item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+def test_gradient_reaches_backbone_and_projector(backbone):
+    torch.manual_seed(0)
+    model = SimCLRForPreTraining(tiny_config(backbone)).train()
+    model(torch.randn(4, 2, 3, 16, 16)).loss.backward()
+    for name, module in (("backbone", model.backbone), ("projector", model.projector)):
+        grads = [p.grad for p in module.parameters() if p.requires_grad]
+        assert grads and all(g is not None for g in grads), name
+        assert sum(g.abs().sum().item() for g in grads) > 0, name
+
+
+def test_a_training_step_lowers_the_loss_on_fixed_views():
+    torch.manual_seed(0)
+    model = SimCLRForPreTraining(tiny_config()).train()
+    pixels = torch.randn(16, 2, 3, 16, 16)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(pixels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_forward_needs_two_views():
+    model = SimCLRForPreTraining(tiny_config())
+    with pytest.raises(ValueError, match="two views"):
+        model(torch.randn(2, 3, 16, 16))
+
+
+def test_collator_gives_two_different_normalised_views():
+    from hf_ssl import get_method
+
+    config = tiny_config()
+    collate = get_method("simclr").make_collator(config)
+    torch.manual_seed(0)
+    examples = [{"pixel_values": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)} for _ in range(6)]
+    batch = collate(examples)
+    assert batch["pixel_values"].shape == (6, 2, 3, 16, 16)
+    assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
+
+
+@pytest.mark.parametrize("backbone,native,expected_missing", [
+    ("resnet-test", "ResNetModel", ["classifier.1.bias", "classifier.1.weight"]),
+    ("vit-test", "ViTModel", ["classifier.bias", "classifier.weight"]),
+])
+def test_cli_pretrain_exports_a_native_encoder(backbone, native, expected_missing, tmp_path):
+    out = tmp_path / f"simclr-{backbone}"
+    args = ["pretrain", "--method", "simclr", "--preset", "tiny", "--backbone", backbone, "--max_steps", "3",
+            "--logging_steps", "1", "--output_dir", str(out)]
+    if backbone.startswith("vit"):
+        args += ["--image_size", "16"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert (out / "eval_results.json").is_file()
+    assert "knn" in json.loads((out / "eval_results.json").read_text())
+    assert (out / "ssl" / "modeling_simclr.py").is_file()
+    ssl_config = json.loads((out / "ssl" / "config.json").read_text())
+    assert ssl_config["model_type"] == "hf_ssl_simclr" and ssl_config["backbone_config"]["image_size"] == 16
+    assert "embedding_std" in result.stdout + result.stderr  # the collapse monitor sees last_embeddings
+    run_python(f"""
+        import torch
+        from transformers import AutoModel, AutoModelForImageClassification
+
+        out = {str(out)!r}
+        encoder = AutoModel.from_pretrained(out)
+        assert type(encoder).__name__ == {native!r}, type(encoder).__name__
+        classifier, info = AutoModelForImageClassification.from_pretrained(out, num_labels=10, output_loading_info=True)
+        missing = sorted(info["missing_keys"])
+        assert missing == {expected_missing!r}, missing  # only the new classifier; every encoder weight is reused
+        assert not info["unexpected_keys"] and not info["mismatched_keys"], info
+        with torch.no_grad():
+            logits = classifier(pixel_values=torch.randn(2, 3, 16, 16)).logits
+        assert logits.shape == (2, 10)
+    """)
+
+
+def test_save_and_reload_keep_every_weight(tmp_path):
+    torch.manual_seed(0)
+    model = SimCLRForPreTraining(tiny_config())
+    model.train()
+    model(torch.randn(8, 2, 3, 16, 16))  # non-initial BatchNorm running statistics
+    model.save_pretrained(tmp_path)
+    loaded = SimCLRForPreTraining.from_pretrained(tmp_path)
+    state, reloaded = model.state_dict(), loaded.state_dict()
+    assert state.keys() == reloaded.keys()
+    for name in state:
+        assert torch.equal(state[name], reloaded[name]), name
