@@ -144,13 +144,14 @@ def evaluate(argv: list[str]) -> None:
 def method_arguments_dataclass(method) -> type:
     """A dataclass with one optional flag per hyperparameter the method's config declares (`--mask_ratio`...);
     None means "keep the preset's value"."""
-    module_globals = vars(sys.modules[method.config_class.__module__])
+    from .modeling.image_method import method_config_fields
+
     fields = []
-    for name, hint in method.config_class.__annotations__.items():
-        if name in ("backbone_config",) or name.startswith("_"):
-            continue
-        if isinstance(hint, str):  # postponed annotations: resolve in the config's module
-            hint = eval(hint, module_globals)  # noqa: S307 (our own source code)
+    for name in method_config_fields(method.config_class):
+        owner = next(c for c in method.config_class.__mro__ if name in c.__dict__.get("__annotations__", {}))
+        hint = owner.__annotations__[name]
+        if isinstance(hint, str):  # postponed annotations: resolve in the declaring module
+            hint = eval(hint, vars(sys.modules[owner.__module__]))  # noqa: S307 (our own source code)
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = args[0] if args else hint
         default = getattr(method.config_class, name, None)

@@ -29,6 +29,7 @@ from ..errors import HfSslError
 from ..evaluation.image_protocols import evaluate_image_encoder
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import export_pretrained, write_json_atomic
+from ..modeling.image_method import method_config_fields
 from ..nn.backbone import (
     backbone_config_from_spec, describe_backbone, is_checkpoint_spec, is_token_backbone, load_backbone_weights,
 )
@@ -84,7 +85,7 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
         for name, value in geometry.items():
             if hasattr(backbone_config, name):
                 setattr(backbone_config, name, value)  # strict configs validate on assignment
-            if name in method.config_class.__annotations__:
+            if name in method_config_fields(method.config_class):
                 config_kwargs[name] = value
         config = method.config_class(backbone_config=backbone_config, **config_kwargs)
     except (StrictDataclassClassValidationError, ValueError, TypeError) as e:
@@ -150,7 +151,7 @@ def _run_info(method, args, config, dataset: ImageDataset, trainer, train_output
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})")
     encoder = trainer.model.get_encoder()
-    own_fields = [f for f in method.config_class.__annotations__ if f not in ("backbone_config", "image_mean", "image_std", "initializer_range")]
+    own_fields = [f for f in method_config_fields(method.config_class) if f not in ("image_mean", "image_std", "initializer_range")]
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,
         method_limitations=method.limitations, tags=list(method.tags), preset=args.preset or method.default_preset,

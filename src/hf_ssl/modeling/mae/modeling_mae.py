@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, ViTConfig
+from transformers import ViTConfig
 from transformers import initialization as init
 from transformers.models.vit.modeling_vit import ViTLayer
 from transformers.utils import ModelOutput
 
+from hf_ssl.modeling.image_method import ImageMethodModel
 from hf_ssl.losses.masked_reconstruction import masked_reconstruction_loss
 from hf_ssl.nn.backbone import build_backbone
 from hf_ssl.nn.masking import gather_tokens, random_masking
@@ -46,15 +47,9 @@ class MAEOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
 
 
-class MAEForPreTraining(PreTrainedModel):
+class MAEForPreTraining(ImageMethodModel):
     config_class = MAEConfig
     base_model_prefix = "mae"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    # Trainer must not pass num_items_in_batch: the loss is already a mean over masked patches.
-    accepts_loss_kwargs = False
 
     def __init__(self, config: MAEConfig):
         super().__init__(config)
@@ -119,9 +114,6 @@ class MAEForPreTraining(PreTrainedModel):
                            sincos_position_embedding(self.config.backbone_config.hidden_size, grid))
             else:
                 init.trunc_normal_(self.decoder_position_embeddings, std=self.config.initializer_range)
-
-    def get_encoder(self) -> nn.Module:
-        return self.backbone
 
     def encode_visible(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None,
                        mask_ratio: float | None = None):

@@ -9,16 +9,14 @@ augmentation (crop scale 0.08-1, colour jitter strength 1, grayscale p = 0.2, bl
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, PretrainedConfig
+from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-DEFAULT_IMAGE_SIZE = 224
+from hf_ssl.modeling.image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig
 
 
 @strict
-class SimCLRConfig(PretrainedConfig):
+class SimCLRConfig(ImageMethodConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder f (any transformers vision backbone; the paper's is a
         ResNet-50, `ResNetConfig`). Its `image_size` (ViT's own field; an extra attribute on conv configs,
@@ -34,7 +32,6 @@ class SimCLRConfig(PretrainedConfig):
         0.8 s, hue 0.2 s; Appendix A).
     blur_probability (`float`, defaults to 0.5): Gaussian blur probability (the paper uses 0 on CIFAR-10).
     grayscale_probability (`float`, defaults to 0.2): random grayscale probability.
-    image_mean / image_std: normalisation of the pixels, saved with the exported image processor.
     initializer_range (`float`, defaults to 0.01): std of the normal init of the projection head's linear
         layers (the reference TF2 code's `LinearLayer` uses `RandomNormal(stddev=0.01)`).
     """
@@ -42,7 +39,6 @@ class SimCLRConfig(PretrainedConfig):
     model_type = "hf_ssl_simclr"
     sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet")}
 
-    backbone_config: dict | PretrainedConfig | None = None
     projection_hidden_dim: int = 2048
     projection_dim: int = 128
     temperature: float = 0.5
@@ -51,35 +47,14 @@ class SimCLRConfig(PretrainedConfig):
     jitter_strength: float = 1.0
     blur_probability: float = 0.5
     grayscale_probability: float = 0.2
-    image_mean: list[float] | None = None
-    image_std: list[float] | None = None
     initializer_range: float = 0.01
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if self.image_mean is None:
-            self.image_mean = list(IMAGENET_MEAN)
-        if self.image_std is None:
-            self.image_std = list(IMAGENET_STD)
         # One source of truth for the resolution: the backbone config (ViT needs it there for its position
         # embeddings; for conv backbones it is an extra attribute that round-trips through config.json).
         if getattr(self.backbone_config, "image_size", None) is None:
             self.backbone_config.image_size = DEFAULT_IMAGE_SIZE
-
-    @property
-    def image_size(self) -> int:
-        size = getattr(self.backbone_config, "image_size", None) or DEFAULT_IMAGE_SIZE
-        return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-    @property
-    def patch_size(self) -> int:
-        """The backbone's patch size (ViT), 1 for backbones without patches (the smallest valid image)."""
-        size = getattr(self.backbone_config, "patch_size", None) or 1
-        return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-    @property
-    def num_channels(self) -> int:
-        return int(self.backbone_config.num_channels)
 
     def validate_simclr(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""
@@ -97,14 +72,6 @@ class SimCLRConfig(PretrainedConfig):
         for name in ("blur_probability", "grayscale_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.image_size < 1:
-            raise ValueError(f"image_size must be >= 1, got {self.image_size}")
-        if self.patch_size > self.image_size or self.image_size % self.patch_size:
-            raise ValueError(
-                f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size} (and at least one patch)"
-            )
-        if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
-            raise ValueError(f"image_mean and image_std need {self.num_channels} values (one per channel)")
 
 
 __all__ = ["SimCLRConfig"]

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from hf_ssl.modeling.image_method import ImageMethodModel
 from hf_ssl.losses.nt_xent import nt_xent_loss
 from hf_ssl.nn.backbone import build_backbone, feature_dim, pooled_features
 from hf_ssl.nn.heads import ProjectionHead
@@ -41,15 +41,9 @@ class SimCLROutput(ModelOutput):
     pooled_features: torch.FloatTensor | None = None
 
 
-class SimCLRForPreTraining(PreTrainedModel):
+class SimCLRForPreTraining(ImageMethodModel):
     config_class = SimCLRConfig
     base_model_prefix = "simclr"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    # Trainer must not pass num_items_in_batch: the loss is already a mean over the 2B anchors.
-    accepts_loss_kwargs = False
 
     def __init__(self, config: SimCLRConfig):
         super().__init__(config)
@@ -74,9 +68,6 @@ class SimCLRForPreTraining(PreTrainedModel):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
-
-    def get_encoder(self) -> nn.Module:
-        return self.backbone
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, D) representations h: the [CLS] token for token backbones, the pooler otherwise."""

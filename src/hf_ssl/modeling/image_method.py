@@ -1,0 +1,86 @@
+"""What every image SSL method shares: the config fields and checks of its input pipeline, and the
+model attributes Trainer and the export rely on. A method's own folder adds only its objective."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PretrainedConfig, PreTrainedModel
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+DEFAULT_IMAGE_SIZE = 224
+
+
+def _first(size) -> int:
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+@strict
+class ImageMethodConfig(PretrainedConfig):
+    r"""
+    backbone_config (`PretrainedConfig`): the encoder, any transformers vision config; it holds the input
+        geometry (`image_size`, `patch_size` for ViTs, `num_channels`). Exported as its native class.
+    image_mean / image_std: normalisation of the pixels (ImageNet's by default), saved with the exported
+        image processor.
+    """
+
+    backbone_config: dict | PretrainedConfig | None = None
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.image_mean is None:
+            self.image_mean = list(IMAGENET_MEAN)
+        if self.image_std is None:
+            self.image_std = list(IMAGENET_STD)
+
+    @property
+    def image_size(self) -> int:
+        size = getattr(self.backbone_config, "image_size", None)
+        return DEFAULT_IMAGE_SIZE if size is None else _first(size)
+
+    @property
+    def patch_size(self) -> int:
+        """The backbone's patch size (ViT); 1 for backbones without patches (the smallest valid image)."""
+        size = getattr(self.backbone_config, "patch_size", None)
+        return 1 if size is None else _first(size)
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.backbone_config.num_channels)
+
+    def validate_image_geometry(self):
+        """Run by `@strict` on creation for every image method."""
+        if self.patch_size < 1 or self.image_size < 1:
+            raise ValueError(f"image_size ({self.image_size}) and patch_size ({self.patch_size}) must be positive")
+        if self.patch_size > self.image_size or self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size} (and at least one patch)"
+            )
+        if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
+            raise ValueError(f"image_mean and image_std need {self.num_channels} values (one per channel)")
+
+
+def method_config_fields(config_class: type[PretrainedConfig]) -> list[str]:
+    """The hyperparameters a method config declares, its own and those of the shared bases above
+    `PretrainedConfig` (base fields first), without `backbone_config`: the CLI's method flags."""
+    names: list[str] = []
+    for cls in reversed(config_class.__mro__):
+        if issubclass(cls, PretrainedConfig) and cls is not PretrainedConfig:
+            names += [n for n in cls.__dict__.get("__annotations__", {}) if n not in names]
+    return [n for n in names if n != "backbone_config" and not n.startswith("_")]
+
+
+class ImageMethodModel(PreTrainedModel):
+    """Base of image SSL models: `self.backbone` is the native encoder that gets exported."""
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    # Trainer must not pass num_items_in_batch: SSL losses are already means over their own units.
+    accepts_loss_kwargs = False
+
+    def get_encoder(self):
+        return self.backbone
