@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import HfSslError
+from .errors import HfSslError, first_line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,7 +89,7 @@ def pretrain(argv: list[str]) -> None:
     try:
         *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except ValueError as e:  # TrainingArguments' own validation (incompatible flags)
-        raise HfSslError(f"invalid training arguments: {str(e).strip().splitlines()[0]}") from None
+        raise HfSslError(f"invalid training arguments: {first_line(e)}") from None
     if remaining:
         raise HfSslError(f"unrecognized arguments: {' '.join(remaining)} (see `hf-ssl pretrain --help`)")
     args, method_flags, training_args, *unused = parsed

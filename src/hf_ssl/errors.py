@@ -9,3 +9,10 @@ catch it like any other exception.
 
 class HfSslError(Exception):
     """A problem with the user's input, reported as one clear line (never a traceback)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty): third-party errors often span
+    many lines, and a user error must be one."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from datasets.data_files import EmptyDatasetError
 
-from ..errors import HfSslError
+from ..errors import HfSslError, first_line
 
 BUILTIN_DATASETS: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 8x8 grayscale images, 10 classes (always available)",
@@ -184,7 +184,7 @@ def _load_imagefolder(path: str) -> dict[str, datasets.Dataset]:
     except EmptyDatasetError:
         raise HfSslError(f"image folder {path} holds no image files") from None
     except Exception as e:  # anything the builder trips over is a problem with the user's folder
-        raise HfSslError(f"cannot load image folder {path}: {_first_line(e)}") from None
+        raise HfSslError(f"cannot load image folder {path}: {first_line(e)}") from None
 
 
 def _load_generic(spec: str, data_dir: str | None) -> tuple[str, dict[str, datasets.Dataset]]:
@@ -202,14 +202,10 @@ def _load_generic(spec: str, data_dir: str | None) -> tuple[str, dict[str, datas
     try:
         loaded = datasets.load_dataset(spec, data_dir=data_dir)
     except Exception as e:  # not found, offline, gated, bad files: all reported as one line
-        raise HfSslError(f"cannot load dataset '{spec}': {_first_line(e)}") from None
+        raise HfSslError(f"cannot load dataset '{spec}': {first_line(e)}") from None
     name = os.path.basename(os.path.normpath(spec)) if is_local else spec
     return name, dict(loaded)
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _is_image_feature(feature: object) -> bool:

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from ..errors import HfSslError
+from ..errors import HfSslError, first_line
 
 # Named architectures: `--backbone NAME`. "*-test" ones are the tiny configs of the test suite.
 # ViTs follow DeiT/ViT naming (Ti 192, S 384, B 768, L 1024 wide); patch and image size are set by
@@ -66,7 +66,7 @@ def backbone_config_from_spec(spec: str | os.PathLike, **overrides) -> tuple[Pre
             model_type = config_dict.pop("model_type")
             return CONFIG_MAPPING[model_type](**{**config_dict, **overrides}), None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise HfSslError(f"backbone config {spec} is not a transformers config: {_first_line(e)}") from None
+            raise HfSslError(f"backbone config {spec} is not a transformers config: {first_line(e)}") from None
     if os.path.isdir(spec):
         _require_safetensors(spec)
     elif spec.startswith((".", os.path.sep)):  # a local path (Hub ids never start so) that is not there
@@ -77,7 +77,7 @@ def backbone_config_from_spec(spec: str | os.PathLike, **overrides) -> tuple[Pre
         names = ", ".join(BACKBONE_PRESETS)
         raise HfSslError(
             f"unknown backbone '{spec}' (not a preset [{names}], a config .json, a checkpoint folder or a "
-            f"reachable Hub id): {_first_line(e)}"
+            f"reachable Hub id): {first_line(e)}"
         ) from None
     return config, spec
 
@@ -95,7 +95,7 @@ def load_backbone_weights(backbone: PreTrainedModel, checkpoint: str) -> None:
         source_config = AutoConfig.from_pretrained(checkpoint)
         pretrained = AutoModel.from_pretrained(checkpoint, use_safetensors=True, **_model_kwargs(source_config))
     except (OSError, ValueError) as e:
-        raise HfSslError(f"cannot load backbone weights from {checkpoint}: {_first_line(e)}") from None
+        raise HfSslError(f"cannot load backbone weights from {checkpoint}: {first_line(e)}") from None
     source = pretrained.state_dict()
     missing = [k for k in backbone.state_dict() if k not in source]
     if missing:
@@ -106,7 +106,7 @@ def load_backbone_weights(backbone: PreTrainedModel, checkpoint: str) -> None:
     try:
         backbone.load_state_dict({k: source[k] for k in backbone.state_dict()}, strict=True)
     except RuntimeError as e:  # shapes differ, e.g. another --image_size than the checkpoint's
-        raise HfSslError(f"checkpoint {checkpoint} does not fit the backbone: {_first_line(e)}") from None
+        raise HfSslError(f"checkpoint {checkpoint} does not fit the backbone: {first_line(e)}") from None
 
 
 def load_encoder(folder: str | os.PathLike):
@@ -121,7 +121,7 @@ def load_encoder(folder: str | os.PathLike):
         encoder = AutoModel.from_pretrained(folder, use_safetensors=True, **_model_kwargs(config))
         processor = AutoImageProcessor.from_pretrained(folder)
     except (OSError, ValueError) as e:
-        raise HfSslError(f"cannot load an encoder from {folder}: {_first_line(e)}") from None
+        raise HfSslError(f"cannot load an encoder from {folder}: {first_line(e)}") from None
     return encoder, processor
 
 
@@ -198,7 +198,3 @@ def _require_safetensors(folder: str) -> None:
     if not (Path(folder) / "config.json").is_file():
         raise HfSslError(f"{folder} is not a checkpoint folder (no config.json)")
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
