@@ -41,7 +41,7 @@ def export_pretrained(
     config = model.config
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
-        model.get_encoder().save_pretrained(staging)
+        model.exported_encoder().save_pretrained(staging)
         image_processor_for(config.image_size, config.image_mean, config.image_std).save_pretrained(staging)
         model.save_pretrained(staging / SSL_SUBDIR)
         _add_auto_map_entries(staging / SSL_SUBDIR / "config.json", method.auto_classes)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig, PreTrainedModel
 
+from hf_ssl.nn.backbone import load_backbone_weights
+
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 DEFAULT_IMAGE_SIZE = 224
@@ -83,4 +85,14 @@ class ImageMethodModel(PreTrainedModel):
     accepts_loss_kwargs = False
 
     def get_encoder(self):
+        """The online backbone: what a checkpoint given with `--backbone` is loaded into."""
         return self.backbone
+
+    def exported_encoder(self):
+        """The backbone that is exported and evaluated; the online one unless a method's paper evaluates another
+        (DINO: the teacher)."""
+        return self.get_encoder()
+
+    def load_encoder_weights(self, checkpoint: str) -> None:
+        """Start from a checkpoint's backbone weights (`--backbone PATH_OR_HUB_ID`)."""
+        load_backbone_weights(self.get_encoder(), checkpoint)

@@ -31,7 +31,7 @@ from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import export_pretrained, write_json_atomic
 from ..modeling.image_method import method_config_fields
 from ..nn.backbone import (
-    backbone_config_from_spec, describe_backbone, is_checkpoint_spec, is_token_backbone, load_backbone_weights,
+    backbone_config_from_spec, describe_backbone, is_checkpoint_spec, is_token_backbone,
 )
 from ..registry import Method
 
@@ -108,7 +108,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
                                         min_size=getattr(config, "patch_size", 1))
     model = method.model_class(config)
     if checkpoint is not None:
-        load_backbone_weights(model.get_encoder(), checkpoint)
+        model.load_encoder_weights(checkpoint)
 
     checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False)
@@ -133,7 +133,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     results = {}
     if protocols and dataset.label_column is not None and dataset.test_split is not None:
         results = evaluate_image_encoder(
-            trainer.model.get_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
+            trainer.model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
             config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k,
             images={dataset.train_split: train_images})
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
@@ -150,7 +150,7 @@ def _run_info(method, args, config, dataset: ImageDataset, trainer, train_output
     effective_batch = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * world
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})")
-    encoder = trainer.model.get_encoder()
+    encoder = trainer.model.exported_encoder()
     own_fields = [f for f in method_config_fields(method.config_class) if f not in ("image_mean", "image_std", "initializer_range")]
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,

@@ -12,11 +12,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.modeling.image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig
+from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
 
 
 @strict
-class SimCLRConfig(ImageMethodConfig):
+class SimCLRConfig(JointEmbeddingConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder f (any transformers vision backbone; the paper's is a
         ResNet-50, `ResNetConfig`). Its `image_size` (ViT's own field; an extra attribute on conv configs,
@@ -42,19 +42,10 @@ class SimCLRConfig(ImageMethodConfig):
     projection_hidden_dim: int = 2048
     projection_dim: int = 128
     temperature: float = 0.5
-    gather_distributed: bool = True
     crop_min_scale: float = 0.08
     jitter_strength: float = 1.0
     blur_probability: float = 0.5
     grayscale_probability: float = 0.2
-    initializer_range: float = 0.01
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        # One source of truth for the resolution: the backbone config (ViT needs it there for its position
-        # embeddings; for conv backbones it is an extra attribute that round-trips through config.json).
-        if getattr(self.backbone_config, "image_size", None) is None:
-            self.backbone_config.image_size = DEFAULT_IMAGE_SIZE
 
     def validate_simclr(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""

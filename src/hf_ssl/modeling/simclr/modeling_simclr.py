@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from hf_ssl.modeling.image_method import ImageMethodModel
+from hf_ssl.modeling.joint_embedding import JointEmbeddingModel, per_image
 from hf_ssl.losses.nt_xent import nt_xent_loss
-from hf_ssl.nn.backbone import build_backbone, feature_dim, pooled_features
+from hf_ssl.nn.backbone import build_backbone, feature_dim
 from hf_ssl.nn.heads import ProjectionHead
 
 from .configuration_simclr import SimCLRConfig
@@ -41,7 +40,7 @@ class SimCLROutput(ModelOutput):
     pooled_features: torch.FloatTensor | None = None
 
 
-class SimCLRForPreTraining(ImageMethodModel):
+class SimCLRForPreTraining(JointEmbeddingModel):
     config_class = SimCLRConfig
     base_model_prefix = "simclr"
 
@@ -51,37 +50,10 @@ class SimCLRForPreTraining(ImageMethodModel):
         self.projector = ProjectionHead.simclr(
             feature_dim(config.backbone_config), config.projection_hidden_dim, config.projection_dim
         )
-        self.last_embeddings: torch.Tensor | None = None  # read by CollapseMonitorCallback
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        # Only the projection head is this class's own; the backbone is initialised by its own class.
-        if isinstance(module, nn.Linear):
-            init.normal_(module.weight, std=self.config.initializer_range)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm1d):
-            if module.weight is not None:
-                init.ones_(module.weight)
-                init.zeros_(module.bias)
-            if getattr(module, "running_mean", None) is not None:
-                init.zeros_(module.running_mean)
-                init.ones_(module.running_var)
-                init.zeros_(module.num_batches_tracked)
-
-    def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, D) representations h: the [CLS] token for token backbones, the pooler otherwise."""
-        return pooled_features(self.backbone, pixel_values, "cls")
-
     def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> SimCLROutput:
-        if pixel_values.dim() != 5 or pixel_values.shape[1] != 2:
-            raise ValueError(
-                f"SimCLR expects two views per image, pixel_values of shape (B, 2, C, H, W); got {tuple(pixel_values.shape)}"
-            )
-        batch_size = pixel_values.shape[0]
-        # view-major: [x_1^(1) .. x_B^(1), x_1^(2) .. x_B^(2)], so chunk(2) gives back the two views
-        images = pixel_values.transpose(0, 1).flatten(0, 1)
-        h = self.encode(images)
+        h = self.encode(self.stack_views(pixel_values, 2))
         z = self.projector(h)
         self.last_embeddings = z.detach()
         z1, z2 = z.chunk(2)
@@ -90,8 +62,8 @@ class SimCLRForPreTraining(ImageMethodModel):
             loss = nt_xent_loss(z1, z2, self.config.temperature, gather_distributed=self.config.gather_distributed)
         return SimCLROutput(
             loss=loss,
-            embeddings=z.view(2, batch_size, -1).transpose(0, 1),
-            pooled_features=h.view(2, batch_size, -1).transpose(0, 1),
+            embeddings=per_image(z, 2),
+            pooled_features=per_image(h, 2),
         )
 
 
