@@ -42,6 +42,7 @@ import torch.distributed as dist
 from test_losses_distributed import LOSSES
 from hf_ssl.losses.dino import update_center
 from hf_ssl.losses.swav import sinkhorn_knopp
+from hf_ssl.nn.queue import EmbeddingQueue
 
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -55,6 +56,11 @@ for name, fn in LOSSES.items():
     out[name] = {"values": values.detach(), "grads": [a.grad, b.grad]}
 out["sinkhorn"] = sinkhorn_knopp(local(data["scores"]), gather_distributed=True)
 out["center"] = update_center(data["center"], [local(data["teacher1"]), local(data["teacher2"])])
+queue = EmbeddingQueue(size=6, dim=data["z1"].shape[1], random_init=False).double()
+queue.stage(local(data["z1"])[:2])  # two micro-batches of 2 per rank, one commit (gradient accumulation)
+queue.stage(local(data["z1"])[2:])
+out["queue_written"] = queue.commit(gather_distributed=True)
+out["queue"] = {k: v.clone() for k, v in queue.state_dict().items()}
 torch.save(out, f"{sys.argv[2]}/rank{rank}.pt")
 dist.destroy_process_group()
 """
@@ -127,3 +133,12 @@ def test_distributed_sinkhorn_codes_and_dino_center_match_global_batch(rank_outp
     expected = update_center(data["center"], [data["teacher1"], data["teacher2"]])
     for out in rank_outputs:  # every rank gets the center of the global batch
         torch.testing.assert_close(out["center"], expected)
+
+
+def test_distributed_queue_commit_enqueues_every_rank_in_rank_order(rank_outputs):
+    # 8 keys (rank 0's 4 then rank 1's 4) into a queue of 6: the newest 6 are kept, written from position 0
+    keys = global_batch()["z1"]
+    for out in rank_outputs:  # every rank holds the same queue
+        assert out["queue_written"] == 6
+        torch.testing.assert_close(out["queue"]["embeddings"], keys[2:])
+        assert int(out["queue"]["pointer"]) == 0 and int(out["queue"]["num_filled"]) == 6
