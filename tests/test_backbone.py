@@ -53,6 +53,18 @@ def test_vit_cls_and_mean_pooling():
     torch.testing.assert_close(pooled_features(backbone, images, "mean"), hidden[:, 1:].mean(1))
 
 
+def test_pooled_features_of_other_sizes_interpolate_vit_position_embeddings():
+    # multi-crop's local crops: a ViT built for 16 px takes 8 px crops with interpolated position embeddings
+    config, _ = backbone_config_from_spec("vit-test", image_size=16, patch_size=4)
+    backbone = build_backbone(config).eval()
+    small = torch.randn(2, 3, 8, 8)
+    expected = backbone(pixel_values=small, interpolate_pos_encoding=True).last_hidden_state[:, 0]
+    torch.testing.assert_close(pooled_features(backbone, small, "cls"), expected)
+    # conv backbones take any size as is (no such argument)
+    resnet = build_backbone(backbone_config_from_spec("resnet-test", image_size=16)[0]).eval()
+    assert pooled_features(resnet, torch.randn(2, 3, 8, 8)).shape[0] == 2
+
+
 def test_config_file_and_checkpoint_specs(tmp_path):
     config_file = tmp_path / "vit.json"
     config_file.write_text(json.dumps({"model_type": "vit", "hidden_size": 16, "num_hidden_layers": 1,

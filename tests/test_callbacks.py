@@ -15,7 +15,9 @@ from transformers import TrainingArguments
 from hf_ssl.data.collators import MultiViewCollator, UInt8ImageDataset
 from hf_ssl.data.transforms import multi_crop_augmentation
 from hf_ssl.nn.momentum import copy_frozen, cosine_momentum, ema_update
-from hf_ssl.training.callbacks import CollapseMonitorCallback, MomentumUpdateCallback, embedding_std
+from hf_ssl.training.callbacks import (
+    CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback, embedding_std,
+)
 
 DIM = 16
 
@@ -47,7 +49,9 @@ class ToyModel(PreTrainedModel):
             t = self.teacher(pixel_values[:, 1].flatten(1))
         shape = (pixel_values.shape[0], DIM)
         self.last_embeddings = torch.ones(shape) if self.config.constant_embeddings else torch.randn(shape)
-        return {"loss": (z - t).pow(2).mean()}
+        loss = (z - t).pow(2).mean()
+        self.last_loss_terms = {"mse": loss.detach(), "calls": torch.tensor(float(self.forward_calls))}
+        return {"loss": loss}
 
     def momentum_update(self, progress: float) -> None:
         self.updates.append((progress, self.forward_calls))
@@ -116,3 +120,14 @@ def test_callbacks_unwrap_wrappers_and_ignore_plain_models(tmp_path):
     logs = {"loss": 1.0}
     CollapseMonitorCallback().on_log(args, state, control, logs=logs, model=nn.DataParallel(model))
     assert logs["embedding_std"] == pytest.approx(embedding_std(model.last_embeddings))
+
+
+def test_loss_terms_of_the_last_micro_batch_are_logged_next_to_the_loss(tmp_path):
+    recorder = LogRecorder()
+    trainer, model = train(tmp_path, False, [LossTermsCallback(), recorder], gradient_accumulation_steps=3)
+    step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    # the term of the last micro-batch of each logged step: forward calls 3, 6, 9, 12
+    assert [entry["calls"] for entry in step_logs] == [3.0, 6.0, 9.0, 12.0]
+    assert all(entry["mse"] >= 0 for entry in step_logs)
+    assert [("mse" in logs) for logs in recorder.logs] == [True] * 4 + [False]
+    assert "mse" not in trainer.state.log_history[-1]  # the end-of-training summary is left alone

@@ -135,6 +135,19 @@ def test_ema_update_matches_loop_formula():
         ema_update(nn.Linear(3, 4), nn.Linear(3, 5, bias=False), m)
 
 
+def test_ema_update_can_keep_the_targets_own_buffers():
+    torch.manual_seed(0)
+    online = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    online(torch.randn(8, 3))
+    target = copy_frozen(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)))
+    buffers = {k: v.clone() for k, v in target.named_buffers()}
+    weight = target[0].weight.clone()
+    ema_update(target, online, 0.5, copy_buffers=False)
+    for name, buffer in target.named_buffers():  # DINO's teacher keeps its own BatchNorm statistics
+        assert torch.equal(buffer, buffers[name]), name
+    torch.testing.assert_close(target[0].weight, 0.5 * weight + 0.5 * online[0].weight)
+
+
 def test_cosine_momentum_formula():
     K, base = 100, 0.996
     assert cosine_momentum(0, K, base) == pytest.approx(base)

@@ -13,7 +13,7 @@ import shlex
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from .errors import HfSslError, first_line
 

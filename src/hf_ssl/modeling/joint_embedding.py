@@ -10,6 +10,8 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import initialization as init
 
+from hf_ssl.data.collators import MultiViewCollator
+from hf_ssl.data.transforms import multi_crop_augmentation
 from hf_ssl.modeling.image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig, ImageMethodModel
 from hf_ssl.nn.backbone import pooled_features
 from hf_ssl.nn.momentum import ema_update
@@ -26,12 +28,72 @@ class JointEmbeddingConfig(ImageMethodConfig):
     gather_distributed: bool = True
     initializer_range: float = 0.01
 
+    def validate_initializer_range(self):
+        if not self.initializer_range > 0:
+            raise ValueError(f"initializer_range must be > 0, got {self.initializer_range}")
+
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         # One source of truth for the resolution: the backbone config (ViT needs it there for its position
         # embeddings; for conv backbones it is an extra attribute that round-trips through config.json).
         if getattr(self.backbone_config, "image_size", None) is None:
             self.backbone_config.image_size = DEFAULT_IMAGE_SIZE
+
+
+NUM_GLOBAL_CROPS = 2
+
+
+@strict
+class MultiCropConfig(JointEmbeddingConfig):
+    r"""
+    Multi-crop (SwAV, Caron et al. 2020, Sec. 3.2; DINO): 2 global crops at the backbone's `image_size` plus
+    `num_local_crops` low-resolution crops of `local_crop_size`.
+
+    num_local_crops (`int`): local crops per image besides the 2 global ones; 0 = the two global crops only.
+    local_crop_size (`int`): side of the local crops in pixels (smaller than the global size; whole patches).
+    global_crop_min_scale, global_crop_max_scale (`float`): area range of the global random resized crops.
+    local_crop_min_scale, local_crop_max_scale (`float`): area range of the local crops.
+    """
+
+    num_local_crops: int = 6
+    local_crop_size: int = 96
+    global_crop_min_scale: float = 0.14
+    global_crop_max_scale: float = 1.0
+    local_crop_min_scale: float = 0.05
+    local_crop_max_scale: float = 0.14
+
+    def validate_multi_crop(self):
+        # Local crops smaller than the global ones (the collator tells the two groups apart by size), whole
+        # patches for ViTs, crop scales 0 < min <= max <= 1.
+        size, patch = self.local_crop_size, self.patch_size
+        if self.num_local_crops < 0:
+            raise ValueError(f"num_local_crops must be >= 0, got {self.num_local_crops}")
+        if size < 1:
+            raise ValueError(f"local_crop_size must be >= 1, got {size}")
+        if self.num_local_crops > 0:
+            if size >= self.image_size:
+                raise ValueError(f"local_crop_size must be smaller than the global crop size (image_size "
+                                 f"{self.image_size}), got {size}")
+            if size < patch or size % patch:
+                raise ValueError(f"local_crop_size {size} must be a multiple of patch_size {patch}")
+        for group in ("global", "local"):
+            low, high = getattr(self, f"{group}_crop_min_scale"), getattr(self, f"{group}_crop_max_scale")
+            if not 0.0 < low <= high <= 1.0:
+                raise ValueError(f"{group}_crop_min_scale and {group}_crop_max_scale must satisfy "
+                                 f"0 < min <= max <= 1, got {low} and {high}")
+
+
+def multi_crop_collator(config: MultiCropConfig) -> MultiViewCollator:
+    """The 2 global crops in `pixel_values` (B, 2, C, H, W) and the local crops in `local_pixel_values`
+    (B, V_local, C, h, w), with the shared `multi_crop_augmentation` pipelines (DINO's reference colour
+    distortion: jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale p = 0.2, blur p = 1.0 / 0.1 / 0.5 for the first
+    global, second global and local crops, solarisation p = 0.2 on the second global crop)."""
+    augment = multi_crop_augmentation(
+        config.image_size, config.local_crop_size, config.num_local_crops,
+        global_scale=(config.global_crop_min_scale, config.global_crop_max_scale),
+        local_scale=(config.local_crop_min_scale, config.local_crop_max_scale),
+    )
+    return MultiViewCollator(config.image_mean, config.image_std, augment)
 
 
 class JointEmbeddingModel(ImageMethodModel):
@@ -64,6 +126,27 @@ class JointEmbeddingModel(ImageMethodModel):
         BYOL's target, DINO's teacher. Methods without momentum encoders have none."""
         return []
 
+    def freeze_untrained_parts(self) -> None:
+        """`requires_grad=False` on what the optimizer must not touch: the momentum copies (moved only by the
+        EMA). Methods with other fixed parts (MoCo v3's random patch projection) extend it."""
+        for target, _ in self.momentum_pairs():
+            target.requires_grad_(False)
+
+    def post_init(self):
+        super().post_init()
+        # post_init initialises the momentum copies independently of the online modules: they must start equal.
+        self.reset_momentum_encoders()
+        self.freeze_untrained_parts()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # transformers 5.23 loads every floating-point weight as a new Parameter with requires_grad=True
+        # (`core_model_loading.set_param_for_module`), which would unfreeze the momentum copies: Trainer would
+        # hand them to the optimizer, and DDP without find_unused_parameters would wait for their gradients.
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).freeze_untrained_parts()
+        return loaded
+
     @torch.no_grad()
     def reset_momentum_encoders(self) -> None:
         """Make every momentum copy equal to its online module (BYOL, MoCo and DINO start that way); called
@@ -77,7 +160,8 @@ class JointEmbeddingModel(ImageMethodModel):
 
     def encode(self, pixel_values: torch.Tensor, backbone: nn.Module | None = None) -> torch.Tensor:
         """(N, C, H, W) -> (N, D) representations: the [CLS] token for token backbones, the pooler otherwise.
-        `backbone` defaults to the online one; pass a momentum copy (MoCo's key encoder, a teacher) to use it."""
+        `backbone` defaults to the online one; pass a momentum copy (MoCo's key encoder, a teacher) to use it.
+        Any input size works (multi-crop's local crops): ViTs interpolate their position embeddings."""
         return pooled_features(self.backbone if backbone is None else backbone, pixel_values, "cls")
 
     def stack_views(self, pixel_values: torch.Tensor, num_views: int | None = None) -> torch.Tensor:
@@ -92,10 +176,26 @@ class JointEmbeddingModel(ImageMethodModel):
             )
         return pixel_values.transpose(0, 1).flatten(0, 1)
 
+    def encode_multi_crop(
+        self, pixel_values: torch.Tensor, local_pixel_values: torch.Tensor | None = None,
+        backbone: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """The 2 global crops (B, 2, C, H, W) and the optional local crops (B, V_local, C, h, w) -> ((V * B, D)
+        features, view-major with the global crops first, and V). The backbone runs once per resolution group,
+        as the reference `MultiCropWrapper` does."""
+        groups = [self.stack_views(pixel_values, NUM_GLOBAL_CROPS)]
+        if local_pixel_values is not None:
+            groups.append(self.stack_views(local_pixel_values))
+        features = torch.cat([self.encode(group, backbone) for group in groups])
+        return features, features.shape[0] // pixel_values.shape[0]
+
 
 def per_image(tensor: torch.Tensor, num_views: int) -> torch.Tensor:
     """(V * B, ...) view-major -> (B, V, ...), the layout of a method's output fields."""
     return tensor.unflatten(0, (num_views, -1)).transpose(0, 1)
 
 
-__all__ = ["JointEmbeddingConfig", "JointEmbeddingModel", "per_image"]
+__all__ = [
+    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "multi_crop_collator",
+    "per_image",
+]

@@ -8,11 +8,14 @@ knows about any SSL method.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -168,8 +171,15 @@ def pooled_features(backbone: PreTrainedModel, pixel_values: torch.Tensor, pooli
     (``"auto"`` = ``"mean"``: for masked-image-modelling encoders the [CLS] token receives no direct
     training signal and patch averaging is the stronger frozen feature). Convolutional backbones:
     their own global pooling (``pooler_output``).
+
+    Inputs of another size than the config's ``image_size`` (multi-crop's local crops, evaluation at another
+    resolution) work: backbones with position embeddings are called with ``interpolate_pos_encoding=True``.
     """
-    outputs = backbone(pixel_values=pixel_values)
+    kwargs = {}
+    size = getattr(backbone.config, "image_size", None)
+    if size is not None and tuple(pixel_values.shape[-2:]) != _pair(size) and _interpolates(backbone):
+        kwargs["interpolate_pos_encoding"] = True
+    outputs = backbone(pixel_values=pixel_values, **kwargs)
     hidden = outputs.last_hidden_state
     if hidden.dim() == 3:
         if pooling == "cls":
@@ -180,6 +190,19 @@ def pooled_features(backbone: PreTrainedModel, pixel_values: torch.Tensor, pooli
     if getattr(outputs, "pooler_output", None) is not None:
         return outputs.pooler_output.flatten(1)
     return hidden.mean(dim=(2, 3))
+
+
+def _pair(size) -> tuple[int, int]:
+    return (int(size[0]), int(size[1])) if isinstance(size, (list, tuple)) else (int(size), int(size))
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_parameters(model_class: type) -> frozenset[str]:
+    return frozenset(inspect.signature(model_class.forward).parameters)
+
+
+def _interpolates(backbone: nn.Module) -> bool:
+    return "interpolate_pos_encoding" in _forward_parameters(type(backbone))
 
 
 def _model_kwargs(config: PretrainedConfig) -> dict:

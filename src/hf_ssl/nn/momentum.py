@@ -15,9 +15,10 @@ from torch import nn
 
 
 @torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+def ema_update(target: nn.Module, online: nn.Module, momentum: float, copy_buffers: bool = True) -> None:
     """target <- momentum * target + (1 - momentum) * online for every parameter; buffers (BatchNorm running
-    statistics, counters) are copied from online.
+    statistics, counters) are copied from online, unless `copy_buffers=False` (DINO's teacher keeps the
+    statistics it gathers itself: the reference averages `parameters()` only).
 
     Parameters and buffers are matched by name, so both modules must have the same structure (the target made
     with `copy_frozen(online)`). MoCo uses momentum 0.999, BYOL and DINO start at 0.996 (see `cosine_momentum`).
@@ -33,8 +34,9 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     for name, param in target_params.items():
         if not param.is_floating_point():
             param.copy_(online_params[name])
-    for name, buffer in target_buffers.items():
-        buffer.copy_(online_buffers[name])
+    if copy_buffers:
+        for name, buffer in target_buffers.items():
+            buffer.copy_(online_buffers[name])
 
 
 def cosine_momentum(step: float, total_steps: float, base: float = 0.996, final: float = 1.0) -> float:

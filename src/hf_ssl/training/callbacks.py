@@ -95,3 +95,23 @@ class CollapseMonitorCallback(TrainerCallback):
                 "the embeddings are collapsing to a constant (SimSiam's collapse indicator)",
                 state.global_step, std, self.threshold, self.threshold * healthy, healthy,
             )
+
+
+class LossTermsCallback(TrainerCallback):
+    """Adds the parts of a composite loss to every training log: a model that stores a dict of detached scalars in
+    `last_loss_terms` (VICReg's unweighted invariance, variance and covariance terms) gets them logged next to
+    `loss`, from the last micro-batch on this process. Trainer logs only `loss`, which hides which term dominates
+    (in a collapsing VICReg run the variance term rises first). Models without the attribute are left alone."""
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, model: nn.Module | None = None, **kwargs) -> None:
+        if logs is None or "loss" not in logs:
+            return
+        terms = getattr(unwrap_model(model), "last_loss_terms", None)
+        if not isinstance(terms, dict) or not terms:
+            return
+        values = {name: float(value) for name, value in terms.items()}
+        logs.update(values)
+        last = state.log_history[-1] if state.log_history else {}
+        if last.get("step") == state.global_step and "loss" in last:
+            last.update(values)

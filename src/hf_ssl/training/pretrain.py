@@ -8,7 +8,6 @@ code runs unchanged under `torchrun` / `accelerate launch`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import platform
 import time
@@ -22,7 +21,7 @@ from transformers import PretrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collators import UInt8ImageDataset
-from .callbacks import CollapseMonitorCallback, MomentumUpdateCallback
+from .callbacks import CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback
 from ..data.datasets import ImageDataset, load_image_dataset
 from ..data.images import images_to_tensor
 from ..errors import HfSslError
@@ -116,8 +115,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     # optimizer step; models without the hooks (MAE) are left alone.
     trainer = Trainer(model=model, args=training_args, train_dataset=UInt8ImageDataset(train_images),
                       data_collator=method.make_collator(config), callbacks=[MomentumUpdateCallback()])
-    # first, so that reporting integrations see the logged embedding_std
-    trainer.callback_handler.callbacks.insert(0, CollapseMonitorCallback())
+    # first, so that reporting integrations see the logged embedding_std and loss terms
+    trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback()]
     last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
     if last_checkpoint and trainer.is_world_process_zero():
         print(f"Resuming from {last_checkpoint}")
