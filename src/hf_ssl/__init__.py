@@ -7,8 +7,20 @@ __version__ = "0.1.0"
 
 from . import modeling  # noqa: F401  (registers the methods)
 from .errors import HfSslError
+from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
+from .modeling.byol import BYOLConfig, BYOLForPreTraining
+from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
+from .modeling.moco import MoCoConfig, MoCoForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
+from .modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
+from .modeling.swav import SwAVConfig, SwAVForPreTraining
+from .modeling.vicreg import VICRegConfig, VICRegForPreTraining
 from .registry import METHODS, Method, Preset, get_method
 
-__all__ = ["HfSslError", "MAEConfig", "MAEForPreTraining", "METHODS", "Method", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "get_method", "__version__"]
+__all__ = [
+    "BYOLConfig", "BYOLForPreTraining", "BarlowTwinsConfig", "BarlowTwinsForPreTraining", "DINOConfig",
+    "DINOForPreTraining", "HfSslError", "MAEConfig", "MAEForPreTraining", "METHODS", "Method", "MoCoConfig",
+    "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
+    "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
+]

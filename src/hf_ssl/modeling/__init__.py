@@ -1,8 +1,19 @@
-"""One folder per method; importing this package registers them all (see `hf_ssl.registry`)."""
+"""One folder per method; importing this package registers them all (see `hf_ssl.registry`).
+The order is the order of `hf-ssl list`."""
 
 from ..registry import register_method
+from .barlow_twins import METHOD as BARLOW_TWINS_METHOD
+from .byol import METHOD as BYOL_METHOD
+from .dino import METHOD as DINO_METHOD
 from .mae import METHOD as MAE_METHOD
+from .moco import METHOD as MOCO_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
+from .simsiam import METHOD as SIMSIAM_METHOD
+from .swav import METHOD as SWAV_METHOD
+from .vicreg import METHOD as VICREG_METHOD
 
-for _method in (MAE_METHOD, SIMCLR_METHOD):
+for _method in (
+    MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
+    BARLOW_TWINS_METHOD, DINO_METHOD,
+):
     register_method(_method)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from transformers.utils import ModelOutput
 
 from hf_ssl.modeling.joint_embedding import JointEmbeddingModel, per_image

@@ -1,0 +1,76 @@
+"""VICReg (Bardes, Ponce, LeCun, ICLR 2022)."""
+
+from ...data.collators import MultiViewCollator
+from ...data.transforms import byol_augmentations
+from ...registry import Method, Preset
+from .configuration_vicreg import VICRegConfig
+from .modeling_vicreg import VICRegForPreTraining, VICRegOutput
+
+
+def make_collator(config: VICRegConfig) -> MultiViewCollator:
+    """BYOL's two asymmetric view pipelines, as the paper (appendix, "data augmentation"): crop (scale
+    crop_min_scale-1) + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); blur p = 1.0 / 0.1
+    and solarisation p = 0 / 0.2 for the first / second view. Each view is a fresh random draw per image."""
+    views = byol_augmentations(config.image_size, config.crop_min_scale)
+    return MultiViewCollator(config.image_mean, config.image_std, views)
+
+
+# The paper trains with LARS (base lr 0.2 x batch / 256, weight decay 1e-6, 10 warmup epochs, cosine decay,
+# batch 2048, 1000 epochs). transformers has no LARS, so every preset uses AdamW with a cosine schedule and the
+# AdamW recipe that the VICReg authors published for the same loss in VICRegL (Bardes, Ponce, LeCun, NeurIPS
+# 2022; github.com/facebookresearch/VICRegL, main_vicregl.py / utils.learning_schedule): lr = 5e-4 x batch / 256,
+# weight decay 0.05, 10 warmup epochs. `tiny` is for tests (a larger lr so that 30 steps move);
+# `small` trains a ResNet-18 on small images on a CPU; `base` is the paper's ResNet-50 at 224 px.
+_OPTIM = dict(weight_decay=0.05, lr_scheduler_type="cosine")
+
+PRESETS = {
+    "tiny": Preset(
+        "ResNet 8-16 wide x2 stages, 16 px, expander 32-32-32: a step in milliseconds, for tests",
+        config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
+                    projection_hidden_dim=32, projection_dim=32),
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
+                      warmup_steps=0.0),
+    ),
+    "small": Preset(
+        "ResNet-18 at 32 px (the stem downsamples 4x), expander 2048-2048-2048 (4x the 512 features, as the "
+        "paper's 8192 is 4x ResNet-50's 2048; solo-learn's CIFAR ResNet-18 setting): small images on a CPU",
+        config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
+                    projection_hidden_dim=2048, projection_dim=2048),
+        training=dict(_OPTIM, learning_rate=5e-4, per_device_train_batch_size=256, num_train_epochs=100,
+                      warmup_steps=0.1),
+    ),
+    "base": Preset(
+        "the paper's ResNet-50 at 224 px, expander 8192-8192-8192, batch 2048 (8 x 256), 1000 epochs",
+        config=dict(backbone="resnet50", backbone_overrides=dict(image_size=224),
+                    projection_hidden_dim=8192, projection_dim=8192),
+        training=dict(_OPTIM, learning_rate=5e-4 * 2048 / 256, per_device_train_batch_size=256,
+                      num_train_epochs=1000, warmup_steps=0.01),
+    ),
+}
+
+METHOD = Method(
+    name="vicreg",
+    summary=("VICReg: make the embeddings of two views of an image agree (invariance) while keeping every "
+             "dimension's variance up (variance) and the dimensions decorrelated (covariance); no negatives"),
+    paper=("Bardes, Ponce, LeCun, VICReg: Variance-Invariance-Covariance Regularization for Self-Supervised "
+           "Learning, ICLR 2022 (arXiv:2105.04906)"),
+    config_class=VICRegConfig,
+    model_class=VICRegForPreTraining,
+    modality="image",
+    presets=PRESETS,
+    default_preset="small",
+    make_collator=make_collator,
+    tags=("non-contrastive", "information-maximization"),
+    display_name="VICReg",
+    limitations=(
+        "Trained with AdamW (the VICRegL authors' AdamW recipe, lr 5e-4 x batch / 256, weight decay 0.05) and a "
+        "cosine schedule, not the paper's LARS (base lr 0.2 x batch / 256, weight decay 1e-6), which transformers "
+        "does not provide. The loss sums the variance terms of the two views as the paper's loss formula and "
+        "Alg. 1; the released code averages them (variance_weight 12.5 here reproduces it). The variance and "
+        "covariance terms use the global batch, but BatchNorm normalises over each process's own 2 x per-device "
+        "batch (the paper synchronises it). At 32 px the ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 "
+        "of the image; CIFAR variants replace it with a 3x3 stride-1 conv, not done here."
+    ),
+)
+
+__all__ = ["VICRegConfig", "VICRegForPreTraining", "VICRegOutput", "METHOD"]
