@@ -102,27 +102,6 @@ def test_gradient_reaches_backbone_and_projector(backbone):
         assert sum(g.abs().sum().item() for g in grads) > 0, name
 
 
-def test_a_training_step_lowers_the_loss_on_fixed_views():
-    torch.manual_seed(0)
-    model = SimCLRForPreTraining(tiny_config()).train()
-    pixels = torch.randn(16, 2, 3, 16, 16)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(5):
-        loss = model(pixels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-
-
-def test_forward_needs_two_views():
-    model = SimCLRForPreTraining(tiny_config())
-    with pytest.raises(ValueError, match="2 views"):
-        model(torch.randn(2, 3, 16, 16))
-
-
 def test_collator_gives_two_different_normalised_views():
     from hf_ssl import get_method
 
@@ -133,16 +112,3 @@ def test_collator_gives_two_different_normalised_views():
     batch = collate(examples)
     assert batch["pixel_values"].shape == (6, 2, 3, 16, 16)
     assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
-
-
-def test_save_and_reload_keep_every_weight(tmp_path):
-    torch.manual_seed(0)
-    model = SimCLRForPreTraining(tiny_config())
-    model.train()
-    model(torch.randn(8, 2, 3, 16, 16))  # non-initial BatchNorm running statistics
-    model.save_pretrained(tmp_path)
-    loaded = SimCLRForPreTraining.from_pretrained(tmp_path)
-    state, reloaded = model.state_dict(), loaded.state_dict()
-    assert state.keys() == reloaded.keys()
-    for name in state:
-        assert torch.equal(state[name], reloaded[name]), name

@@ -1,0 +1,107 @@
+"""What every joint-embedding method inherits from modeling/joint_embedding.py: momentum copies equal to the
+online modules at init, frozen, and still frozen after `from_pretrained` (transformers 5.23 re-creates loaded
+weights as trainable Parameters); a --backbone checkpoint reaches the momentum copies too."""
+
+import pytest
+import torch
+
+from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
+from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.registry import METHODS
+from hf_ssl.training.pretrain import PretrainArguments, build_config
+
+JOINT_EMBEDDING_METHODS = sorted(n for n, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig))
+
+
+def tiny_model(name: str):
+    method = METHODS[name]
+    config, _ = build_config(method, PretrainArguments(method=name, preset="tiny"), {})
+    torch.manual_seed(0)
+    return method.model_class(config)
+
+
+def trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("name", JOINT_EMBEDDING_METHODS)
+def test_momentum_copies_start_equal_frozen_and_stay_frozen_after_reload(name, tmp_path):
+    model = tiny_model(name)
+    for target, online in model.momentum_pairs():
+        for (t_name, t), (o_name, o) in zip(target.state_dict().items(), online.state_dict().items()):
+            assert t_name == o_name and torch.equal(t, o), (name, t_name)
+        assert not any(p.requires_grad for p in target.parameters())
+    model.save_pretrained(tmp_path)
+    reloaded = type(model).from_pretrained(tmp_path)
+    assert trainable(reloaded) == trainable(model), sorted(trainable(reloaded) ^ trainable(model))
+    assert trainable(model), name  # something does train
+
+
+def test_checkpoint_weights_reach_the_momentum_copies(tmp_path):
+    config, _ = backbone_config_from_spec("resnet-test", image_size=16)
+    from transformers import AutoModel
+
+    torch.manual_seed(1)
+    AutoModel.from_config(config).save_pretrained(tmp_path)
+    for name in ("byol", "moco", "dino"):
+        model = tiny_model(name)
+        model.load_encoder_weights(str(tmp_path))
+        saved = AutoModel.from_pretrained(tmp_path).state_dict()
+        (target, online), *_ = model.momentum_pairs()
+        for key, value in saved.items():
+            assert torch.equal(online.state_dict()[key], value) and torch.equal(target.state_dict()[key], value), (name, key)
+
+
+def fixed_batch(name: str, model, size: int = 16) -> dict[str, torch.Tensor]:
+    """One batch from the method's own collator (its views, its crops) on fixed random images."""
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (size, 3, model.config.image_size, model.config.image_size), dtype=torch.uint8)
+    return METHODS[name].make_collator(model.config)([{"pixel_values": image} for image in images])
+
+
+@pytest.mark.parametrize("name", JOINT_EMBEDDING_METHODS)
+def test_a_few_training_steps_lower_the_loss_on_fixed_views(name):
+    model = tiny_model(name).train()
+    batch = fixed_batch(name, model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for step in range(6):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if hasattr(model, "momentum_update"):
+            model.momentum_update((step + 1) / 6)
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("name", JOINT_EMBEDDING_METHODS)
+def test_gradient_reaches_every_trainable_backbone_weight(name):
+    model = tiny_model(name).train()
+    model(**fixed_batch(name, model, size=8)).loss.backward()
+    missing = [n for n, p in model.backbone.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not missing, missing
+    assert model.last_embeddings is not None and not model.last_embeddings.requires_grad  # the collapse monitor's
+
+
+@pytest.mark.parametrize("name", JOINT_EMBEDDING_METHODS)
+def test_forward_refuses_a_batch_without_views(name):
+    model = tiny_model(name)
+    with pytest.raises(ValueError, match="2 views"):
+        model(torch.randn(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("name", JOINT_EMBEDDING_METHODS)
+def test_save_and_reload_keep_every_weight_and_buffer(name, tmp_path):
+    model = tiny_model(name).train()
+    batch = fixed_batch(name, model, size=8)
+    model(**batch).loss.backward()  # non-initial BatchNorm statistics, staged queue/centre updates
+    if hasattr(model, "momentum_update"):
+        model.momentum_update(0.5)  # moved momentum copies, queue pointers, centres, step counters
+    model.save_pretrained(tmp_path)
+    reloaded = type(model).from_pretrained(tmp_path)
+    state, loaded = model.state_dict(), reloaded.state_dict()
+    assert state.keys() == loaded.keys()
+    for key in state:
+        assert torch.equal(state[key], loaded[key]), key

@@ -1,0 +1,198 @@
+"""VICReg: config round trip and validation, the output terms against `vicreg_loss` on per-view embeddings,
+gradients through both branches, no per-step side effects, reloading. The CLI end to end is in
+test_joint_embedding_cli.py."""
+
+import pytest
+import torch
+
+from hf_ssl import get_method
+from hf_ssl.losses.vicreg import vicreg_loss
+from hf_ssl.modeling.vicreg import VICRegConfig, VICRegForPreTraining
+from hf_ssl.modeling.vicreg import modeling_vicreg
+from hf_ssl.nn.backbone import backbone_config_from_spec
+
+
+def tiny_config(backbone: str = "resnet-test", **kwargs) -> VICRegConfig:
+    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
+    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    defaults = dict(projection_hidden_dim=32, projection_dim=16)
+    return VICRegConfig(backbone_config=backbone_config, **{**defaults, **kwargs})
+
+
+def primed_eval_model(config: VICRegConfig) -> VICRegForPreTraining:
+    """A model in eval mode whose BatchNorm running statistics are those of one random batch (momentum 1), so that
+    the embeddings are centred and spread out (with the initial statistics they are nearly parallel and the loss
+    terms hardly depend on which views are paired). Eval mode: encoding views together or apart must agree."""
+    torch.manual_seed(0)
+    model = VICRegForPreTraining(config)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(64, 2, 3, 16, 16))
+    return model.eval()
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+def test_config_round_trip(backbone, tmp_path):
+    config = tiny_config(backbone, invariance_weight=10.0, variance_weight=20.0, covariance_weight=2.0,
+                         target_std=0.5, variance_eps=1e-3, crop_min_scale=0.3, gather_distributed=False)
+    config.save_pretrained(tmp_path)
+    loaded = VICRegConfig.from_pretrained(tmp_path)
+    assert loaded.model_type == "hf_ssl_vicreg"
+    assert loaded.backbone_config.model_type == backbone.split("-")[0]
+    assert type(loaded.backbone_config) is type(config.backbone_config)
+    assert (loaded.invariance_weight, loaded.variance_weight, loaded.covariance_weight) == (10.0, 20.0, 2.0)
+    assert loaded.target_std == 0.5 and loaded.variance_eps == 1e-3
+    assert loaded.crop_min_scale == 0.3 and loaded.gather_distributed is False
+    assert loaded.projection_hidden_dim == 32 and loaded.projection_dim == 16
+    assert loaded.image_size == 16 and loaded.num_channels == 3
+    assert loaded.patch_size == (4 if backbone.startswith("vit") else 1)
+    assert loaded.backbone_config.to_dict() == config.backbone_config.to_dict()
+
+
+def test_paper_defaults():
+    config = VICRegConfig()
+    assert config.backbone_config.model_type == "resnet" and config.image_size == 224
+    assert (config.projection_hidden_dim, config.projection_dim) == (8192, 8192)
+    assert (config.invariance_weight, config.variance_weight, config.covariance_weight) == (25.0, 25.0, 1.0)
+    assert config.target_std == 1.0 and config.variance_eps == 1e-4
+    assert config.gather_distributed is True and config.crop_min_scale == 0.08
+
+
+def test_expander_is_three_layers_without_output_bias():
+    model = VICRegForPreTraining(tiny_config(projection_hidden_dim=24, projection_dim=12))
+    linears = [m for m in model.projector if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in model.projector if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(16, 24), (24, 24), (24, 12)]
+    assert len(norms) == 2 and linears[-1].bias is None
+
+
+@pytest.mark.parametrize("bad", [
+    dict(invariance_weight=-1.0), dict(variance_weight=-0.5), dict(covariance_weight=-1.0),
+    dict(target_std=0.0), dict(variance_eps=0.0), dict(projection_dim=0), dict(projection_hidden_dim=0),
+    dict(crop_min_scale=0.0), dict(crop_min_scale=1.5), dict(initializer_range=0.0),
+])
+def test_invalid_values_are_refused(bad):
+    name, value = next(iter(bad.items()))
+    with pytest.raises(Exception, match=rf"{name}.*{value}"):
+        tiny_config(**bad)
+
+
+def test_all_zero_weights_are_refused():
+    with pytest.raises(Exception, match="no loss"):
+        tiny_config(invariance_weight=0.0, variance_weight=0.0, covariance_weight=0.0)
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+def test_output_terms_are_vicreg_loss_of_each_view_encoded_separately(backbone):
+    weights = dict(invariance_weight=3.0, variance_weight=7.0, covariance_weight=0.5)
+    model = primed_eval_model(tiny_config(backbone, target_std=2.0, variance_eps=1e-3, **weights))
+    pixels = torch.randn(6, 2, 3, 16, 16)
+    with torch.no_grad():
+        output = model(pixels)
+        z1 = model.projector(model.encode(pixels[:, 0]))
+        z2 = model.projector(model.encode(pixels[:, 1]))
+    assert output.embeddings.shape == (6, 2, 16) and output.pooled_features.shape[:2] == (6, 2)
+    torch.testing.assert_close(output.embeddings[:, 0], z1, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(output.embeddings[:, 1], z2, rtol=1e-4, atol=1e-5)
+    expected = vicreg_loss(z1, z2, gamma=2.0, eps=1e-3, **weights)
+    for field, term in (("loss", "loss"), ("invariance_loss", "invariance"), ("variance_loss", "variance"),
+                        ("covariance_loss", "covariance")):
+        assert getattr(output, field).item() == pytest.approx(getattr(expected, term).item(), rel=1e-4), field
+    # the terms are the unweighted ones and the loss is their weighted sum with the configured weights
+    weighted = 3.0 * output.invariance_loss + 7.0 * output.variance_loss + 0.5 * output.covariance_loss
+    assert output.loss.item() == pytest.approx(weighted.item(), rel=1e-5)
+    # the check is sensitive: another pairing of the views, another gamma or the default weights differ
+    assert vicreg_loss(z1, z2.roll(1, 0), **weights).invariance.item() != pytest.approx(
+        output.invariance_loss.item(), rel=1e-2)
+    other_gamma = vicreg_loss(z1, z2, gamma=1.0, eps=1e-3)
+    assert other_gamma.variance.item() != pytest.approx(output.variance_loss.item(), rel=1e-2)
+    assert vicreg_loss(z1, z2, gamma=2.0, eps=1e-3).loss.item() != pytest.approx(output.loss.item(), rel=1e-2)
+    assert output.variance_loss.item() > 0 and output.covariance_loss.item() > 0
+    # kept for logging: detached copies of the three terms of this forward, and the embeddings for the monitor
+    terms = model.last_loss_terms
+    assert set(terms) == {"invariance_loss", "variance_loss", "covariance_loss"}
+    for name, value in terms.items():
+        assert not value.requires_grad and value.item() == pytest.approx(getattr(output, name).item())
+    assert model.last_embeddings.shape == (12, 16) and not model.last_embeddings.requires_grad
+
+
+def test_no_loss_when_not_asked():
+    model = primed_eval_model(tiny_config())
+    with torch.no_grad():
+        output = model(torch.randn(4, 2, 3, 16, 16), return_loss=False)
+    assert output.loss is None and output.invariance_loss is None and output.embeddings.shape == (4, 2, 16)
+
+
+def test_config_is_read_at_each_forward_and_gather_flag_is_passed(monkeypatch):
+    model = primed_eval_model(tiny_config(gather_distributed=False))
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return vicreg_loss(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_vicreg, "vicreg_loss", spy)
+    with torch.no_grad():
+        model(torch.randn(4, 2, 3, 16, 16))
+        model.config.gather_distributed = True
+        model.config.covariance_weight = 4.0
+        model(torch.randn(4, 2, 3, 16, 16))
+    assert [c["gather_distributed"] for c in calls] == [False, True]
+    assert [c["covariance_weight"] for c in calls] == [1.0, 4.0]
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+def test_gradient_reaches_backbone_and_projector(backbone):
+    torch.manual_seed(0)
+    model = VICRegForPreTraining(tiny_config(backbone)).train()
+    assert model.momentum_pairs() == []  # no momentum encoder: nothing is excluded from the gradient
+    model(torch.randn(4, 2, 3, 16, 16)).loss.backward()
+    for name, module in (("backbone", model.backbone), ("projector", model.projector)):
+        grads = [p.grad for p in module.parameters() if p.requires_grad]
+        assert grads and all(g is not None for g in grads), name
+        assert sum(g.abs().sum().item() for g in grads) > 0, name
+
+
+def test_no_stop_gradient_on_either_view():
+    """Both branches are trained: the loss backpropagates into the pixels of each view through its own branch
+    (eval mode, so that BatchNorm's batch statistics do not couple the views and hide a detached branch)."""
+    model = primed_eval_model(tiny_config())
+    pixels = torch.randn(8, 2, 3, 16, 16, requires_grad=True)
+    model(pixels).loss.backward()
+    per_view = pixels.grad.abs().flatten(2).sum(-1).sum(0)
+    assert per_view[0] > 0 and per_view[1] > 0 and per_view.min() > 1e-2 * per_view.max()
+
+
+def test_no_per_step_side_effects():
+    """VICReg has no momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and an
+    eval forward changes no weight or buffer."""
+    model = primed_eval_model(tiny_config())
+    assert not hasattr(model, "momentum_update")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model(torch.randn(4, 2, 3, 16, 16))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_collator_gives_two_different_normalised_views():
+    config = tiny_config()
+    collate = get_method("vicreg").make_collator(config)
+    torch.manual_seed(0)
+    examples = [{"pixel_values": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)} for _ in range(6)]
+    batch = collate(examples)
+    assert set(batch) == {"pixel_values"} and batch["pixel_values"].shape == (6, 2, 3, 16, 16)
+    assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
+
+
+def test_presets_build():
+    method = get_method("vicreg")
+    assert set(method.presets) == {"tiny", "small", "base"} and method.default_preset == "small"
+    small = method.presets["small"]
+    assert small.config["backbone"] == "resnet18" and small.training["per_device_train_batch_size"] == 256
+    assert isinstance(small.training["warmup_steps"], float) and 0 < small.training["warmup_steps"] < 1
+    base = method.presets["base"].config
+    assert (base["backbone"], base["projection_hidden_dim"], base["projection_dim"]) == ("resnet50", 8192, 8192)
