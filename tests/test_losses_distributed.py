@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from hf_ssl.losses.barlow_twins import barlow_twins_loss
+from hf_ssl.losses.clip import clip_loss
 from hf_ssl.losses.dino import update_center
 from hf_ssl.losses.info_nce import info_nce_loss
 from hf_ssl.losses.nt_xent import nt_xent_loss
@@ -33,6 +34,7 @@ LOSSES = {
                                                       scale_by_temperature=True)[None],
     "vicreg": lambda a, b, gather: torch.stack(vicreg_loss(a, b, gather_distributed=gather)),
     "barlow_twins": lambda a, b, gather: barlow_twins_loss(a, b, lambda_offdiag=0.1, gather_distributed=gather)[None],
+    "clip": lambda images, texts, gather: clip_loss(images, texts, 10.0, gather_distributed=gather)[None],
 }
 
 WORKER = """
@@ -110,7 +112,7 @@ def test_distributed_loss_and_gradients_match_global_batch(rank_outputs, name):
         for r in rank_values:
             torch.testing.assert_close(r, values)
     else:
-        # NT-Xent (SimCLR's TPU code: local anchors vs the global candidates) and MoCo v3 (local queries vs
+        # NT-Xent (SimCLR's TPU code: local anchors vs the global candidates), CLIP (open_clip's local loss) and MoCo v3 (local queries vs
         # all keys, labels offset by rank) average over LOCAL anchors; VICReg's invariance is a local MSE
         # (reference `repr_loss` precedes the gather). So each rank holds its share and the MEAN over ranks is
         # the global loss, which is also what HF Trainer logs (it averages the rank losses).

@@ -5,6 +5,7 @@ with gradients (see `hf_ssl.nn.distributed`).
 """
 
 from .barlow_twins import barlow_twins_loss
+from .clip import clip_logit_scale, clip_loss
 from .dino import dino_loss, update_center
 from .info_nce import info_nce_loss
 from .masked_reconstruction import masked_reconstruction_loss
@@ -14,6 +15,6 @@ from .swav import sinkhorn_knopp, swav_loss
 from .vicreg import VICRegLoss, vicreg_loss
 
 __all__ = [
-    "VICRegLoss", "barlow_twins_loss", "byol_loss", "dino_loss", "info_nce_loss", "masked_reconstruction_loss",
+    "VICRegLoss", "barlow_twins_loss", "byol_loss", "clip_logit_scale", "clip_loss", "dino_loss", "info_nce_loss", "masked_reconstruction_loss",
     "negative_cosine_similarity", "nt_xent_loss", "sinkhorn_knopp", "swav_loss", "update_center", "vicreg_loss",
 ]
