@@ -271,3 +271,41 @@ def test_collator_gives_global_and_local_crops(num_local):
         assert "local_pixel_values" not in batch
     output = DINOForPreTraining(config)(**batch)
     assert output.student_logits.shape[1] == 2 + num_local and math.isfinite(output.loss.item())
+
+
+def test_head_batch_norm_sits_after_the_hidden_layers_only():
+    from hf_ssl.nn.heads import DINOHead
+
+    head = DINOHead(12, output_dim=20, hidden_dim=8, bottleneck_dim=4, num_layers=3, batch_norm=True)
+    kinds = [type(m).__name__ for m in head.mlp]
+    assert kinds == ["Linear", "BatchNorm1d", "GELU", "Linear", "BatchNorm1d", "GELU", "Linear"]
+    assert [type(m).__name__ for m in DINOHead(12, 20, 8, 4, num_layers=1, batch_norm=True).mlp] == ["Linear"]
+
+
+def test_batch_norm_in_the_head_keeps_a_resnet_student_from_the_uniform_collapse():
+    """The failure the ResNet presets turn head_batch_norm on for: on digits, without it the student's outputs are
+    the same for every image within a few dozen steps (embedding_std near 0, loss -> log K)."""
+    from hf_ssl.data.datasets import load_image_dataset
+    from hf_ssl.data.images import images_to_tensor
+    from hf_ssl.training.callbacks import embedding_std
+
+    dataset = load_image_dataset("digits")
+    images = images_to_tensor(dataset.splits[dataset.train_split], dataset.image_column, GLOBAL, 3)
+    stds = {}
+    for batch_norm in (False, True):
+        config = tiny_config(head_batch_norm=batch_norm)
+        torch.manual_seed(0)
+        model = DINOForPreTraining(config).train()
+        collate = make_collator(config)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.04)
+        generator = torch.Generator().manual_seed(0)
+        for step in range(60):
+            batch = collate([{"pixel_values": images[i]} for i in torch.randint(len(images), (64,), generator=generator)])
+            loss = model(**batch).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            model.momentum_update((step + 1) / 60)
+        stds[batch_norm] = embedding_std(model.last_embeddings)
+    # measured: 0.079 with BatchNorm against 0.007 without (healthy: 1 / sqrt(48) = 0.14)
+    assert stds[True] > 2 * stds[False], stds

@@ -105,20 +105,28 @@ class DINOHead(nn.Module):
     With `norm_last_layer` the weight-norm gain g is fixed to 1, so every output row is a unit vector and the
     logits are cosine similarities in [-1, 1], which the reference code notes makes training more stable.
     Without it, g starts at 1 and is trained.
+
+    `batch_norm` puts a BatchNorm1d after each hidden linear layer (the reference `--use_bn_in_head`, off by
+    default there). With a conv backbone it matters: the pooled post-ReLU features of different images share one
+    dominant direction, so without it the head maps every image to almost the same output and the centred,
+    sharpened teacher targets are uniform (measured in hf-ssl's DINO presets: the loss goes to log K).
     """
 
     def __init__(
         self, input_dim: int, output_dim: int = 65536, hidden_dim: int = 2048, bottleneck_dim: int = 256,
-        num_layers: int = 3, norm_last_layer: bool = True,
+        num_layers: int = 3, norm_last_layer: bool = True, batch_norm: bool = False,
     ):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [bottleneck_dim]
         layers: list[nn.Module] = []
-        for d_in, d_out in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(d_in, d_out), nn.GELU()]
-        self.mlp = nn.Sequential(*layers[:-1])  # no activation after the bottleneck
+        for index, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(d_in, d_out))
+            if index < num_layers - 1:  # hidden layers only: nothing after the bottleneck
+                layers += [nn.BatchNorm1d(d_out)] if batch_norm else []
+                layers.append(nn.GELU())
+        self.mlp = nn.Sequential(*layers)
         self.last_layer = weight_norm(nn.Linear(bottleneck_dim, output_dim, bias=False))
         self.norm_last_layer = norm_last_layer
         self.reset_parameters()

@@ -20,17 +20,18 @@ PRESETS = {
         "layer frozen for 1 step: a step in milliseconds, for tests",
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     head_hidden_dim=32, head_bottleneck_dim=16, head_output_dim=64, num_local_crops=2,
-                    local_crop_size=8, freeze_last_layer_steps=1),
+                    local_crop_size=8, freeze_last_layer_steps=1, head_batch_norm=True),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
         "ResNet-18 at 32 px (the stem downsamples 4x), multi-crop 2 x 32 px + 4 x 16 px, head "
         "512 -> 512 -> 512 -> bottleneck 128 -> 4096 logits (the paper's 2048 / 256 / 65536 scaled to a 512-d "
-        "encoder and a 10-class dataset), last layer frozen for 235 steps (one epoch of 60,000 images at batch 256)",
+        "encoder and a 10-class dataset) with BatchNorm (without it a ResNet collapses to uniform outputs), last layer "
+        "frozen for 235 steps (one epoch of 60,000 images at batch 256)",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
                     head_hidden_dim=512, head_bottleneck_dim=128, head_output_dim=4096, num_local_crops=4,
-                    local_crop_size=16, freeze_last_layer_steps=235),
+                    local_crop_size=16, freeze_last_layer_steps=235, head_batch_norm=True),
         training=dict(_OPTIM, learning_rate=5e-4, per_device_train_batch_size=256, num_train_epochs=100,
                       warmup_steps=0.1),
     ),

@@ -65,7 +65,7 @@ class DINOForPreTraining(JointEmbeddingModel):
         self.head = DINOHead(
             feature_dim(config.backbone_config), output_dim=config.head_output_dim, hidden_dim=config.head_hidden_dim,
             bottleneck_dim=config.head_bottleneck_dim, num_layers=config.head_num_layers,
-            norm_last_layer=config.norm_last_layer,
+            norm_last_layer=config.norm_last_layer, batch_norm=config.head_batch_norm,
         )
         self.teacher_backbone = copy_frozen(self.backbone)
         self.teacher_head = copy_frozen(self.head)
