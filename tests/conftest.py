@@ -34,3 +34,47 @@ def pretrained_out(tmp_path_factory):
                      "--logging_steps", "1", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-5000:]
     return out, result
+
+
+def tiny_backbone_config(backbone: str = "resnet-test", image_size: int = 16):
+    """The test backbones at `image_size` px (ViTs with 4 px patches)."""
+    from hf_ssl.nn.backbone import backbone_config_from_spec
+
+    overrides = dict(image_size=image_size, patch_size=4) if backbone.startswith("vit") else dict(image_size=image_size)
+    return backbone_config_from_spec(backbone, **overrides)[0]
+
+
+def joint_embedding_methods() -> list[str]:
+    """Every registered method built on JointEmbeddingConfig."""
+    from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
+    from hf_ssl.registry import METHODS
+
+    return sorted(name for name, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig))
+
+
+def primed_eval_model(model_class, config, image_size: int = 16):
+    """A model in eval mode whose BatchNorm running statistics are those of one random two-view batch (momentum 1),
+    so that its embeddings are centred and spread out (with the initial statistics they are nearly parallel and a
+    loss hardly depends on which views are paired). Eval mode: encoding views together or apart must agree."""
+    import torch
+
+    torch.manual_seed(0)
+    model = model_class(config)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(64, 2, 3, image_size, image_size))
+    return model.eval()
+
+
+def random_crops(batch: int = 6, num_local: int = 2, global_size: int = 16, local_size: int = 8, seed: int = 0):
+    """Multi-crop model inputs: 2 global crops in `pixel_values`, `num_local` local ones in `local_pixel_values`."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    views = {"pixel_values": torch.randn(batch, 2, 3, global_size, global_size, generator=generator)}
+    if num_local:
+        views["local_pixel_values"] = torch.randn(batch, num_local, 3, local_size, local_size, generator=generator)
+    return views

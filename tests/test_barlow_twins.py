@@ -5,32 +5,18 @@ The CLI end to end is in test_joint_embedding_cli.py."""
 import pytest
 import torch
 
+from conftest import primed_eval_model, tiny_backbone_config
+
 from hf_ssl import get_method
 from hf_ssl.losses.barlow_twins import barlow_twins_loss
 from hf_ssl.modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from hf_ssl.modeling.barlow_twins import modeling_barlow_twins
-from hf_ssl.nn.backbone import backbone_config_from_spec
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> BarlowTwinsConfig:
-    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, 16)
     defaults = dict(projection_hidden_dim=32, projection_dim=16, lambda_offdiag=1 / 16)
     return BarlowTwinsConfig(backbone_config=backbone_config, **{**defaults, **kwargs})
-
-
-def primed_eval_model(config: BarlowTwinsConfig) -> BarlowTwinsForPreTraining:
-    """A model in eval mode whose BatchNorm running statistics are those of one random batch (momentum 1), so that
-    the projections are spread out; eval mode: encoding views together or apart must agree."""
-    torch.manual_seed(0)
-    model = BarlowTwinsForPreTraining(config)
-    for module in model.modules():
-        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-            module.momentum = 1.0
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(64, 2, 3, 16, 16))
-    return model.eval()
 
 
 @pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
@@ -78,7 +64,7 @@ def test_invalid_values_are_refused(bad):
 
 @pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
 def test_loss_is_barlow_twins_loss_of_each_view_encoded_separately(backbone):
-    model = primed_eval_model(tiny_config(backbone, lambda_offdiag=0.1, standardization_eps=1e-3))
+    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config(backbone, lambda_offdiag=0.1, standardization_eps=1e-3))
     pixels = torch.randn(8, 2, 3, 16, 16)
     with torch.no_grad():
         output = model(pixels)
@@ -98,7 +84,7 @@ def test_loss_is_barlow_twins_loss_of_each_view_encoded_separately(backbone):
 def test_loss_uses_lambda_offdiag_linearly():
     """loss(lambda) = on-diagonal + lambda * off-diagonal: the model's loss for three values of the configured
     lambda_offdiag lies on that line, with a positive slope (the off-diagonal sum) and intercept."""
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config())
     pixels = torch.randn(8, 2, 3, 16, 16)
     losses = {}
     with torch.no_grad():
@@ -113,14 +99,14 @@ def test_loss_uses_lambda_offdiag_linearly():
 
 
 def test_no_loss_when_not_asked():
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config())
     with torch.no_grad():
         output = model(torch.randn(4, 2, 3, 16, 16), return_loss=False)
     assert output.loss is None and output.embeddings.shape == (4, 2, 16)
 
 
 def test_gather_flag_and_eps_are_passed(monkeypatch):
-    model = primed_eval_model(tiny_config(gather_distributed=False, standardization_eps=1e-4))
+    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config(gather_distributed=False, standardization_eps=1e-4))
     calls = []
 
     def spy(*args, **kwargs):
@@ -151,7 +137,7 @@ def test_gradient_reaches_backbone_and_projector(backbone):
 def test_no_stop_gradient_on_either_view():
     """Both branches are trained: the loss backpropagates into the pixels of each view through its own branch
     (eval mode, so that BatchNorm's batch statistics do not couple the views and hide a detached branch)."""
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config())
     pixels = torch.randn(8, 2, 3, 16, 16, requires_grad=True)
     model(pixels).loss.backward()
     per_view = pixels.grad.abs().flatten(2).sum(-1).sum(0)
@@ -161,7 +147,7 @@ def test_no_stop_gradient_on_either_view():
 def test_no_per_step_side_effects():
     """Barlow Twins has no momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and
     an eval forward changes no weight or buffer."""
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config())
     assert not hasattr(model, "momentum_update")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():

@@ -8,16 +8,16 @@ import math
 import pytest
 import torch
 
+from conftest import tiny_backbone_config
+
 from hf_ssl.losses.negative_cosine import byol_loss
 from hf_ssl.modeling.byol import BYOLConfig, BYOLForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec
 
 HEADS = dict(projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=24)
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> BYOLConfig:
-    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, 16)
     return BYOLConfig(backbone_config=backbone_config, **{**HEADS, **kwargs})
 
 

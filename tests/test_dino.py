@@ -8,28 +8,25 @@ import math
 import pytest
 import torch
 
+from conftest import random_crops, tiny_backbone_config
+
 from hf_ssl.losses.dino import dino_loss
 from hf_ssl.modeling.joint_embedding import multi_crop_collator as make_collator
 from hf_ssl.modeling.dino import DINOConfig, DINOForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec, is_token_backbone
+from hf_ssl.nn.backbone import is_token_backbone
 
 GLOBAL, LOCAL = 16, 8
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> DINOConfig:
-    overrides = dict(image_size=GLOBAL, patch_size=4) if backbone.startswith("vit") else dict(image_size=GLOBAL)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, GLOBAL)
     defaults = dict(head_hidden_dim=32, head_bottleneck_dim=16, head_output_dim=48, num_local_crops=2,
                     local_crop_size=LOCAL, freeze_last_layer_steps=0)
     return DINOConfig(backbone_config=backbone_config, **{**defaults, **kwargs})
 
 
 def crops(batch: int = 6, num_local: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    views = {"pixel_values": torch.randn(batch, 2, 3, GLOBAL, GLOBAL, generator=generator)}
-    if num_local:
-        views["local_pixel_values"] = torch.randn(batch, num_local, 3, LOCAL, LOCAL, generator=generator)
-    return views
+    return random_crops(batch, num_local, GLOBAL, LOCAL, seed)
 
 
 def features(model: DINOForPreTraining, backbone, views: torch.Tensor) -> torch.Tensor:

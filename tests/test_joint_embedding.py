@@ -5,12 +5,13 @@ weights as trainable Parameters); a --backbone checkpoint reaches the momentum c
 import pytest
 import torch
 
-from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
+from conftest import joint_embedding_methods
+
 from hf_ssl.nn.backbone import backbone_config_from_spec
 from hf_ssl.registry import METHODS
 from hf_ssl.training.pretrain import PretrainArguments, build_config
 
-JOINT_EMBEDDING_METHODS = sorted(n for n, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig))
+JOINT_EMBEDDING_METHODS = joint_embedding_methods()
 
 
 def tiny_model(name: str):

@@ -6,11 +6,9 @@ import json
 
 import pytest
 
-from conftest import run_cli, run_python
-from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
-from hf_ssl.registry import METHODS
+from conftest import joint_embedding_methods, run_cli, run_python
 
-JOINT_EMBEDDING_METHODS = sorted(name for name, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig))
+JOINT_EMBEDDING_METHODS = joint_embedding_methods()
 
 BACKBONES = {
     "resnet-test": ("ResNetModel", ["classifier.1.bias", "classifier.1.weight"]),

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from conftest import run_cli
+from conftest import run_cli, tiny_backbone_config
 from hf_ssl import get_method
 from hf_ssl.losses.info_nce import info_nce_loss
 from hf_ssl.modeling.moco import MoCoConfig, MoCoForPreTraining
@@ -21,8 +21,7 @@ TINY_HEADS = dict(projection_hidden_dim=32, projection_dim=16, prediction_hidden
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> MoCoConfig:
-    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, 16)
     return MoCoConfig(backbone_config=backbone_config, **{**TINY_HEADS, **kwargs})
 
 

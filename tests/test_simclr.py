@@ -4,14 +4,15 @@ reloading. The CLI end to end is in test_joint_embedding_cli.py."""
 import pytest
 import torch
 
+from conftest import tiny_backbone_config
+
 from hf_ssl import SimCLRConfig, SimCLRForPreTraining
 from hf_ssl.losses.nt_xent import nt_xent_loss
 from hf_ssl.nn.backbone import backbone_config_from_spec
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> SimCLRConfig:
-    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, 16)
     return SimCLRConfig(backbone_config=backbone_config, **{**dict(projection_hidden_dim=32, projection_dim=16), **kwargs})
 
 

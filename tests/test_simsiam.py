@@ -4,18 +4,18 @@ reloading, and training. The CLI end to end is in test_joint_embedding_cli.py.""
 
 import pytest
 import torch
+
+from conftest import tiny_backbone_config
 import torch.nn.functional as F
 
 from hf_ssl.losses.negative_cosine import negative_cosine_similarity
 from hf_ssl.modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec
 
 HEADS = dict(projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=8)
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> SimSiamConfig:
-    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, 16)
     return SimSiamConfig(backbone_config=backbone_config, **{**HEADS, **kwargs})
 
 

@@ -6,30 +6,27 @@ import math
 
 import pytest
 import torch
+
+from conftest import random_crops, tiny_backbone_config
 import torch.nn.functional as F
 
 from hf_ssl.losses.swav import sinkhorn_knopp, swav_loss
 from hf_ssl.modeling.joint_embedding import multi_crop_collator as make_collator
 from hf_ssl.modeling.swav import SwAVConfig, SwAVForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec, is_token_backbone
+from hf_ssl.nn.backbone import is_token_backbone
 
 GLOBAL, LOCAL = 16, 8
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> SwAVConfig:
-    overrides = dict(image_size=GLOBAL, patch_size=4) if backbone.startswith("vit") else dict(image_size=GLOBAL)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, GLOBAL)
     defaults = dict(projection_hidden_dim=32, projection_dim=16, num_prototypes=24, num_local_crops=2,
                     local_crop_size=LOCAL, freeze_prototypes_steps=0)
     return SwAVConfig(backbone_config=backbone_config, **{**defaults, **kwargs})
 
 
 def crops(batch: int = 6, num_local: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    views = {"pixel_values": torch.randn(batch, 2, 3, GLOBAL, GLOBAL, generator=generator)}
-    if num_local:
-        views["local_pixel_values"] = torch.randn(batch, num_local, 3, LOCAL, LOCAL, generator=generator)
-    return views
+    return random_crops(batch, num_local, GLOBAL, LOCAL, seed)
 
 
 def spread_batch_norm(model: SwAVForPreTraining) -> None:

@@ -5,33 +5,18 @@ test_joint_embedding_cli.py."""
 import pytest
 import torch
 
+from conftest import primed_eval_model, tiny_backbone_config
+
 from hf_ssl import get_method
 from hf_ssl.losses.vicreg import vicreg_loss
 from hf_ssl.modeling.vicreg import VICRegConfig, VICRegForPreTraining
 from hf_ssl.modeling.vicreg import modeling_vicreg
-from hf_ssl.nn.backbone import backbone_config_from_spec
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> VICRegConfig:
-    overrides = dict(image_size=16, patch_size=4) if backbone.startswith("vit") else dict(image_size=16)
-    backbone_config, _ = backbone_config_from_spec(backbone, **overrides)
+    backbone_config = tiny_backbone_config(backbone, 16)
     defaults = dict(projection_hidden_dim=32, projection_dim=16)
     return VICRegConfig(backbone_config=backbone_config, **{**defaults, **kwargs})
-
-
-def primed_eval_model(config: VICRegConfig) -> VICRegForPreTraining:
-    """A model in eval mode whose BatchNorm running statistics are those of one random batch (momentum 1), so that
-    the embeddings are centred and spread out (with the initial statistics they are nearly parallel and the loss
-    terms hardly depend on which views are paired). Eval mode: encoding views together or apart must agree."""
-    torch.manual_seed(0)
-    model = VICRegForPreTraining(config)
-    for module in model.modules():
-        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-            module.momentum = 1.0
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(64, 2, 3, 16, 16))
-    return model.eval()
 
 
 @pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
@@ -88,7 +73,7 @@ def test_all_zero_weights_are_refused():
 @pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
 def test_output_terms_are_vicreg_loss_of_each_view_encoded_separately(backbone):
     weights = dict(invariance_weight=3.0, variance_weight=7.0, covariance_weight=0.5)
-    model = primed_eval_model(tiny_config(backbone, target_std=2.0, variance_eps=1e-3, **weights))
+    model = primed_eval_model(VICRegForPreTraining, tiny_config(backbone, target_std=2.0, variance_eps=1e-3, **weights))
     pixels = torch.randn(6, 2, 3, 16, 16)
     with torch.no_grad():
         output = model(pixels)
@@ -120,14 +105,14 @@ def test_output_terms_are_vicreg_loss_of_each_view_encoded_separately(backbone):
 
 
 def test_no_loss_when_not_asked():
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(VICRegForPreTraining, tiny_config())
     with torch.no_grad():
         output = model(torch.randn(4, 2, 3, 16, 16), return_loss=False)
     assert output.loss is None and output.invariance_loss is None and output.embeddings.shape == (4, 2, 16)
 
 
 def test_config_is_read_at_each_forward_and_gather_flag_is_passed(monkeypatch):
-    model = primed_eval_model(tiny_config(gather_distributed=False))
+    model = primed_eval_model(VICRegForPreTraining, tiny_config(gather_distributed=False))
     calls = []
 
     def spy(*args, **kwargs):
@@ -159,7 +144,7 @@ def test_gradient_reaches_backbone_and_projector(backbone):
 def test_no_stop_gradient_on_either_view():
     """Both branches are trained: the loss backpropagates into the pixels of each view through its own branch
     (eval mode, so that BatchNorm's batch statistics do not couple the views and hide a detached branch)."""
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(VICRegForPreTraining, tiny_config())
     pixels = torch.randn(8, 2, 3, 16, 16, requires_grad=True)
     model(pixels).loss.backward()
     per_view = pixels.grad.abs().flatten(2).sum(-1).sum(0)
@@ -169,7 +154,7 @@ def test_no_stop_gradient_on_either_view():
 def test_no_per_step_side_effects():
     """VICReg has no momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and an
     eval forward changes no weight or buffer."""
-    model = primed_eval_model(tiny_config())
+    model = primed_eval_model(VICRegForPreTraining, tiny_config())
     assert not hasattr(model, "momentum_update")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():

@@ -63,6 +63,12 @@ class ImageMethodConfig(PretrainedConfig):
         if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
             raise ValueError(f"image_mean and image_std need {self.num_channels} values (one per channel)")
 
+    def validate_crop_scale(self):
+        """The smallest random-resized-crop area of the methods that declare a `crop_min_scale` field."""
+        scale = getattr(self, "crop_min_scale", None)
+        if scale is not None and not 0.0 < scale <= 1.0:
+            raise ValueError(f"crop_min_scale must be in (0, 1], got {scale}")
+
 
 def method_config_fields(config_class: type[PretrainedConfig]) -> list[str]:
     """The hyperparameters a method config declares, its own and those of the shared bases above

@@ -70,8 +70,6 @@ class BarlowTwinsConfig(JointEmbeddingConfig):
                 "standardization_eps must be > 0 (it keeps a constant dimension finite), "
                 f"got {self.standardization_eps}"
             )
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
 
 
 __all__ = ["BarlowTwinsConfig"]

@@ -52,8 +52,6 @@ class BYOLConfig(JointEmbeddingConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.base_momentum <= 1.0:
             raise ValueError(f"base_momentum must be in [0, 1], got {self.base_momentum}")
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
 
 
 __all__ = ["BYOLConfig"]

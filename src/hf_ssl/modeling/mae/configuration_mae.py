@@ -48,8 +48,6 @@ class MAEConfig(ImageMethodConfig):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
         backbone = self.backbone_config
         if backbone.model_type != "vit":
             raise ValueError(f"MAE needs a ViT backbone (model_type 'vit'), got '{backbone.model_type}'")

@@ -132,8 +132,6 @@ class MoCoConfig(JointEmbeddingConfig):
             raise ValueError(f"final_momentum must be in [momentum, 1] = [{self.momentum}, 1], got {self.final_momentum}")
         if self.version == 2 and (self.queue_size is None or self.queue_size < 1):
             raise ValueError(f"queue_size must be >= 1 with version 2 (the number of negative keys), got {self.queue_size}")
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
         if self.freeze_patch_embedding and not is_token_backbone(self.backbone_config):
             raise ValueError(f"freeze_patch_embedding needs a ViT-style backbone with a patch embedding, got "
                              f"model_type {self.backbone_config.model_type!r}")

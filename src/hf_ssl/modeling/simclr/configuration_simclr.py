@@ -56,8 +56,6 @@ class SimCLRConfig(JointEmbeddingConfig):
                 f"projection_hidden_dim and projection_dim must be >= 1, got {self.projection_hidden_dim} "
                 f"and {self.projection_dim}"
             )
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
         if self.jitter_strength < 0:
             raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
         for name in ("blur_probability", "grayscale_probability"):

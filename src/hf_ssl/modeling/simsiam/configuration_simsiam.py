@@ -52,8 +52,6 @@ class SimSiamConfig(JointEmbeddingConfig):
         for name in ("projection_hidden_dim", "projection_dim", "prediction_hidden_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
         if self.jitter_strength < 0:
             raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
         for name in ("blur_probability", "grayscale_probability"):

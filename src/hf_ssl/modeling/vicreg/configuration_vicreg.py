@@ -79,8 +79,6 @@ class VICRegConfig(JointEmbeddingConfig):
             raise ValueError(
                 f"variance_eps must be > 0 (it keeps the gradient of sqrt finite), got {self.variance_eps}"
             )
-        if not 0.0 < self.crop_min_scale <= 1.0:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
         if not self.initializer_range > 0:
             raise ValueError(f"initializer_range must be > 0, got {self.initializer_range}")
 
