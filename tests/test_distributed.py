@@ -27,5 +27,5 @@ def test_torchrun_two_processes_train_and_export_once(tmp_path):
     run_info = json.loads((out / "ssl" / "training_info.json").read_text())
     assert run_info["effective_batch_size"] == 16 and run_info["hardware"].startswith("2 x")
     # only the main process exported and printed the summary
-    assert result.stdout.count("Encoder saved to") == 1
+    assert result.stdout.count("Exported to") == 1
     assert (out / "model.safetensors").is_file() and (out / "eval_results.json").is_file()

@@ -9,6 +9,7 @@ from . import modeling  # noqa: F401  (registers the methods)
 from .errors import HfSslError
 from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
+from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
@@ -19,7 +20,8 @@ from .modeling.vicreg import VICRegConfig, VICRegForPreTraining
 from .registry import METHODS, Method, Preset, get_method
 
 __all__ = [
-    "BYOLConfig", "BYOLForPreTraining", "BarlowTwinsConfig", "BarlowTwinsForPreTraining", "DINOConfig",
+    "BYOLConfig", "BYOLForPreTraining", "BarlowTwinsConfig", "BarlowTwinsForPreTraining", "CLIPForPreTraining",
+    "CLIPPretrainingConfig", "DINOConfig",
     "DINOForPreTraining", "HfSslError", "MAEConfig", "MAEForPreTraining", "METHODS", "Method", "MoCoConfig",
     "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",

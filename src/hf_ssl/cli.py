@@ -98,7 +98,7 @@ def pretrain(argv: list[str]) -> None:
     overrides = {k: v for k, v in dataclasses.asdict(method_flags).items() if v is not None}
     results = run_pretraining(method, args, training_args, overrides, portable_command(["hf-ssl", "pretrain", *argv]))
     if results is not None and training_args.process_index == 0:
-        print(f"\nEncoder saved to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
+        print(f"\nExported to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
         for name, entry in results.items():
             print(f"{name} accuracy on {entry['dataset']} {entry['split']}: {100 * entry['value']:.2f}%")
 
@@ -110,7 +110,9 @@ def evaluate(argv: list[str]) -> None:
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
-    parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear")
+    parser.add_argument("--text_column", default=None, help="captions (retrieval)")
+    parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear; image-text models also "
+                        "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways)")
     parser.add_argument("--k", type=int, default=20, help="kNN neighbours")
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
@@ -119,19 +121,29 @@ def evaluate(argv: list[str]) -> None:
 
     from .data.datasets import load_image_dataset
     from .evaluation.image_protocols import evaluate_image_encoder
+    from .evaluation.image_text import evaluate_image_text_model, load_image_text_model
     from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
     from .hub.export import SSL_SUBDIR, write_json_atomic
     from .nn.backbone import load_encoder
 
     model_dir = Path(args.model)
-    encoder, processor = load_encoder(model_dir)
-    size = processor.size.get("height") or processor.size.get("shortest_edge")
-    dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column)
+    dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column, args.text_column)
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
-    results = evaluate_image_encoder(
-        encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
-        protocols=protocols, pooling=args.pooling, k=args.k,
-        temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size)
+    image_text = load_image_text_model(model_dir)  # None for an image encoder
+    if image_text is not None:
+        model, processor = image_text
+        image_processor = processor.image_processor
+        results = evaluate_image_text_model(
+            model, processor.tokenizer, dataset, image_processor.crop_size["height"],
+            model.config.vision_config.num_channels, image_processor.image_mean, image_processor.image_std,
+            protocols, k=args.k)
+    else:
+        encoder, processor = load_encoder(model_dir)
+        size = processor.size.get("height") or processor.size.get("shortest_edge")
+        results = evaluate_image_encoder(
+            encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
+            protocols=protocols, pooling=args.pooling, k=args.k,
+            temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size)
     print(json.dumps(results, indent=2))
     if model_dir.is_dir() and os.access(model_dir, os.W_OK):
         all_results = {**read_json(model_dir / EVAL_RESULTS_FILE), **results}

@@ -85,3 +85,46 @@ class UInt8ImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"pixel_values": self.images[index]}
+
+
+class ImageCaptionDataset(torch.utils.data.Dataset):
+    """Images (uint8 (N, C, H, W)) paired with tokenized captions, for image-text contrastive training.
+
+    Each image has one or more candidate captions (`candidates[i]`: row indices into `caption_ids`); every access
+    draws one of them, so template-built captions ("a photo of a {}", "a drawing of a {}", ...) vary from epoch to
+    epoch while the token ids are computed once.
+    """
+
+    def __init__(self, images: torch.Tensor, caption_ids: Sequence[torch.Tensor], candidates: Sequence[Sequence[int]]):
+        if len(candidates) != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but caption candidates for {len(candidates)}")
+        self.images = images
+        self.caption_ids = list(caption_ids)
+        self.candidates = [list(c) for c in candidates]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        options = self.candidates[index]
+        choice = options[int(torch.randint(len(options), ()))] if len(options) > 1 else options[0]
+        return {"pixel_values": self.images[index], "input_ids": self.caption_ids[choice]}
+
+
+class ImageCaptionCollator(ImageCollator):
+    """`[{"pixel_values": uint8 (C,H,W), "input_ids": (L_i,)}, ...]` -> augmented, normalised pixels plus the
+    captions right-padded with `pad_token_id` to the batch's longest, with their attention mask."""
+
+    def __init__(self, image_mean: Sequence[float], image_std: Sequence[float], pad_token_id: int,
+                 augment: nn.Module | None = None):
+        super().__init__(image_mean, image_std, augment)
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        batch = super().__call__(examples)
+        captions = [example["input_ids"] for example in examples]
+        input_ids = torch.nn.utils.rnn.pad_sequence(captions, batch_first=True, padding_value=self.pad_token_id)
+        lengths = torch.tensor([len(c) for c in captions])
+        batch["input_ids"] = input_ids
+        batch["attention_mask"] = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
+        return batch

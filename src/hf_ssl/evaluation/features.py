@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel
@@ -13,10 +13,13 @@ from ..nn.backbone import pooled_features
 @torch.no_grad()
 def extract_features(
     encoder: PreTrainedModel, images: torch.Tensor, image_mean: Sequence[float], image_std: Sequence[float],
-    pooling: str = "auto", batch_size: int = 256,
+    pooling: str = "auto", batch_size: int = 256, embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """(N, C, H, W) uint8 images -> (N, D) float32 features, normalised exactly like the exported image
-    processor does (rescale to [0, 1], then mean/std). bf16 autocast on GPUs that support it."""
+    processor does (rescale to [0, 1], then mean/std). bf16 autocast on GPUs that support it.
+
+    `embed` maps a normalised pixel batch to features (default: the backbone's pooled features; CLIP: its
+    projected image embedding)."""
     encoder.eval()
     device = next(encoder.parameters()).device
     mean = torch.tensor(image_mean, device=device).view(1, -1, 1, 1)
@@ -26,6 +29,7 @@ def extract_features(
     for start in range(0, images.shape[0], batch_size):
         batch = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255.0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            features = pooled_features(encoder, (batch - mean) / std, pooling)
+            pixels = (batch - mean) / std
+            features = embed(pixels) if embed is not None else pooled_features(encoder, pixels, pooling)
         chunks.append(features.float().cpu())
     return torch.cat(chunks)

@@ -13,7 +13,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 RUN_INFO_FILE = "training_info.json"   # in OUT/ssl/: everything the card says about training
 EVAL_RESULTS_FILE = "eval_results.json"  # in OUT/: {protocol: {dataset, split, value, ...}}
 
-PROTOCOL_NAMES = {"knn": "kNN (cosine, k={k}, weighted)", "linear": "linear probe (logistic regression)"}
+PROTOCOL_NAMES = {
+    "knn": "kNN (cosine, k={k}, weighted)", "linear": "linear probe (logistic regression)",
+    "zero-shot": "zero-shot top-1 ({num_templates} held-out prompt templates)",
+    "retrieval": "retrieval, mean of image-text recall@1/5 both ways",
+}
 
 
 def protocol_display_name(key: str, entry: dict[str, Any]) -> str:
@@ -31,20 +35,20 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
     ]
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="image-feature-extraction",
+        pipeline_tag=run_info.get("pipeline_tag", "image-feature-extraction"),
         license="apache-2.0",
         tags=["self-supervised", "hf-ssl", run_info["method"], *run_info.get("tags", [])],
         datasets=[run_info["dataset"]] if "/" in run_info["dataset"] else None,
         base_model=run_info.get("base_model"),
         model_name=run_info["model_name"],
         eval_results=[
-            EvalResult(task_type="image-classification", dataset_type=entry["dataset"], dataset_name=entry["dataset"],
+            EvalResult(task_type=run_info.get("task_type", "image-classification"), dataset_type=entry["dataset"], dataset_name=entry["dataset"],
                        dataset_split=entry["split"], metric_type="accuracy", metric_value=round(entry["value"], 4),
                        metric_name=protocol_display_name(key, entry))
             for key, entry in sorted(eval_results.items())
         ] or None,
     )
-    template = resources.files("hf_ssl.model_cards").joinpath("encoder.md.j2").read_text(encoding="utf-8")
+    template = resources.files("hf_ssl.model_cards").joinpath(run_info.get("card_template", "encoder.md.j2")).read_text(encoding="utf-8")
     card = ModelCard.from_template(card_data, template_str=template, results=results,
                                    repo_id=run_info.get("repo_id") or "ORG/" + run_info["model_name"], **run_info)
     path = out_dir / "README.md"

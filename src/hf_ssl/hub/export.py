@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from transformers import PreTrainedModel, ViTImageProcessor
+from transformers import PreTrainedModel
 
 from ..registry import Method
 from .card import RUN_INFO_FILE
@@ -22,9 +22,12 @@ from .card import RUN_INFO_FILE
 SSL_SUBDIR = "ssl"
 
 
-def image_processor_for(image_size: int, image_mean: Sequence[float], image_std: Sequence[float]) -> ViTImageProcessor:
+def image_processor_for(image_size: int, image_mean: Sequence[float], image_std: Sequence[float]):
     """The processor that reproduces hf-ssl's input pipeline with plain transformers: convert to RGB (L,
-    RGBA, P all work), bilinear resize to a square, rescale to [0, 1], normalise."""
+    RGBA, P all work), bilinear resize to a square, rescale to [0, 1], normalise (a `ViTImageProcessor`)."""
+    # imported here: importing the class logs a torchvision warning, which the CLI filters only once it runs
+    from transformers import ViTImageProcessor
+
     return ViTImageProcessor(
         do_convert_rgb=True, do_resize=True, size={"height": image_size, "width": image_size}, resample=2,
         do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=list(image_mean),
@@ -33,16 +36,16 @@ def image_processor_for(image_size: int, image_mean: Sequence[float], image_std:
 
 
 def export_pretrained(
-    model: PreTrainedModel, method: Method, out_dir: str | os.PathLike, run_info: dict[str, Any],
+    model: PreTrainedModel, method: Method, out_dir: str | os.PathLike, run_info: dict[str, Any], processor: Any,
 ) -> None:
-    """Write the encoder (root), its processor, and the pretraining model + run record (`ssl/`) into OUT."""
+    """Write the exported model (root) with its processor (an image processor, a tokenizer, a CLIP processor),
+    and the pretraining model + run record (`ssl/`) into OUT."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = model.config
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         model.exported_encoder().save_pretrained(staging)
-        image_processor_for(config.image_size, config.image_mean, config.image_std).save_pretrained(staging)
+        processor.save_pretrained(staging)
         model.save_pretrained(staging / SSL_SUBDIR)
         _add_auto_map_entries(staging / SSL_SUBDIR / "config.json", method.auto_classes)
         (staging / SSL_SUBDIR / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2), encoding="utf-8")

@@ -4,6 +4,7 @@ The order is the order of `hf-ssl list`."""
 from ..registry import register_method
 from .barlow_twins import METHOD as BARLOW_TWINS_METHOD
 from .byol import METHOD as BYOL_METHOD
+from .clip import METHOD as CLIP_METHOD
 from .dino import METHOD as DINO_METHOD
 from .mae import METHOD as MAE_METHOD
 from .moco import METHOD as MOCO_METHOD
@@ -14,6 +15,6 @@ from .vicreg import METHOD as VICREG_METHOD
 
 for _method in (
     MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
-    BARLOW_TWINS_METHOD, DINO_METHOD,
+    BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD,
 ):
     register_method(_method)

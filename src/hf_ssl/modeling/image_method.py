@@ -38,19 +38,24 @@ class ImageMethodConfig(PretrainedConfig):
             self.image_std = list(IMAGENET_STD)
 
     @property
+    def vision_config(self) -> PretrainedConfig:
+        """The config that holds the image geometry: the backbone's, or its vision tower's (image-text models)."""
+        return getattr(self.backbone_config, "vision_config", None) or self.backbone_config
+
+    @property
     def image_size(self) -> int:
-        size = getattr(self.backbone_config, "image_size", None)
+        size = getattr(self.vision_config, "image_size", None)
         return DEFAULT_IMAGE_SIZE if size is None else _first(size)
 
     @property
     def patch_size(self) -> int:
         """The backbone's patch size (ViT); 1 for backbones without patches (the smallest valid image)."""
-        size = getattr(self.backbone_config, "patch_size", None)
+        size = getattr(self.vision_config, "patch_size", None)
         return 1 if size is None else _first(size)
 
     @property
     def num_channels(self) -> int:
-        return int(self.backbone_config.num_channels)
+        return int(self.vision_config.num_channels)
 
     def validate_image_geometry(self):
         """Run by `@strict` on creation for every image method."""
@@ -102,3 +107,8 @@ class ImageMethodModel(PreTrainedModel):
     def load_encoder_weights(self, checkpoint: str) -> None:
         """Start from a checkpoint's backbone weights (`--backbone PATH_OR_HUB_ID`)."""
         load_backbone_weights(self.get_encoder(), checkpoint)
+
+    def load_pretrained_parts(self) -> None:
+        """Load parts a method takes from other checkpoints named in its config (BEiT's visual tokenizer, a
+        distillation teacher). `hf-ssl pretrain` calls it once after building a fresh model; `from_pretrained`
+        does not, because the saved model already holds those weights."""

@@ -43,6 +43,23 @@ BACKBONE_PRESETS: dict[str, dict] = {
                      depths=[3, 4, 6, 3], layer_type="bottleneck"),
     "convnext-test": dict(model_type="convnext", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
     "convnext-tiny": dict(model_type="convnext", hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3]),
+    # Image-text pairs of towers (CLIP). The text vocabulary is set from the tokenizer at training time.
+    "clip-test": dict(model_type="clip", projection_dim=16,
+                      vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=64, image_size=16, patch_size=4),
+                      text_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, max_position_embeddings=77)),
+    "clip-small": dict(model_type="clip", projection_dim=128,
+                       vision_config=dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
+                                          intermediate_size=768, image_size=32, patch_size=4),
+                       text_config=dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                                        intermediate_size=512, max_position_embeddings=77)),
+    # the paper's ViT-B/16 image tower and 63M-parameter text transformer (512 wide, 12 layers, 77 tokens)
+    "clip-vit-b16": dict(model_type="clip", projection_dim=512,
+                         vision_config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                            intermediate_size=3072, image_size=224, patch_size=16),
+                         text_config=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=8,
+                                          intermediate_size=2048, max_position_embeddings=77)),
 }
 
 # Token-sequence backbones whose pooler we drop: the exported checkpoint then has exactly the

@@ -20,19 +20,14 @@ from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import PretrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..data.collators import UInt8ImageDataset
-from .callbacks import CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback
-from ..data.datasets import ImageDataset, load_image_dataset
-from ..data.images import images_to_tensor
 from ..errors import HfSslError
-from ..evaluation.image_protocols import evaluate_image_encoder
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import export_pretrained, write_json_atomic
 from ..modeling.image_method import method_config_fields
-from ..nn.backbone import (
-    backbone_config_from_spec, describe_backbone, is_checkpoint_spec, is_token_backbone,
-)
+from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
+from .callbacks import CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback, unwrap_model
+from .modalities import Modality, get_modality
 
 CHECKPOINTS_SUBDIR = "checkpoints"
 
@@ -48,13 +43,17 @@ class PretrainArguments:
     data_dir: str | None = field(default=None, metadata={"help": "where a built-in dataset's files are"})
     image_column: str | None = field(default=None, metadata={"help": "image column (auto-detected)"})
     label_column: str | None = field(default=None, metadata={"help": "label column for evaluation (auto-detected)"})
+    text_column: str | None = field(default=None, metadata={"help": "caption column of image-text data (auto-detected)"})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "tokenizer folder or Hub id to use instead of training one on the data"})
     preset: str | None = field(default=None, metadata={"help": "tiny | small | base (default: the method's)"})
     backbone: str | None = field(default=None, metadata={
         "help": "backbone preset name, config .json, or checkpoint folder / Hub id to start from"})
     image_size: int | None = field(default=None, metadata={"help": "input size in pixels (overrides the preset)"})
     patch_size: int | None = field(default=None, metadata={"help": "ViT patch size (overrides the preset)"})
-    eval_protocols: str = field(default="knn,linear", metadata={
-        "help": "comma-separated protocols run on the test split after training (knn, linear), or 'none'"})
+    eval_protocols: str = field(default="auto", metadata={
+        "help": "comma-separated protocols run on the test split after training (image encoders: knn, linear; "
+                "CLIP: zero-shot, retrieval, knn, linear), 'auto' (the method's usual ones) or 'none'"})
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN evaluation"})
     pooling: str = field(default="auto", metadata={"help": "feature pooling for evaluation: auto | cls | mean"})
 
@@ -79,11 +78,13 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
     # --image_size / --patch_size go wherever the field exists: a ViT config has both, a ResNet neither (the
     # method config then holds the input size).
     geometry = {k: getattr(args, k) for k in ("image_size", "patch_size") if getattr(args, k) is not None}
+    # image-text models (CLIP) keep the image geometry in their vision tower's config
+    vision_config = getattr(backbone_config, "vision_config", backbone_config)
     config_kwargs.update({k: v for k, v in overrides.items() if v is not None})
     try:
         for name, value in geometry.items():
-            if hasattr(backbone_config, name):
-                setattr(backbone_config, name, value)  # strict configs validate on assignment
+            if hasattr(vision_config, name):
+                setattr(vision_config, name, value)  # strict configs validate on assignment
             if name in method_config_fields(method.config_class):
                 config_kwargs[name] = value
         config = method.config_class(backbone_config=backbone_config, **config_kwargs)
@@ -97,23 +98,26 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     out_dir = Path(training_args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise HfSslError(f"--output_dir {out_dir} is a file, not a folder")
+    modality = get_modality(method.modality)
+    requested = _requested_protocols(args.eval_protocols, modality)
     config, checkpoint = build_config(method, args, overrides)
-    dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column)
-    protocols = [] if args.eval_protocols == "none" else [p.strip() for p in args.eval_protocols.split(",") if p.strip()]
+    dataset = modality.load_dataset(args)
+    protocols = modality.resolve_protocols(requested, dataset)
+    if requested is None and not protocols:
+        print(f"Not evaluated after training: {dataset.name} has no labelled test split.")
 
-    with training_args.main_process_first(desc="preparing images"):
-        train_images = images_to_tensor(dataset.splits[dataset.train_split], dataset.image_column,
-                                        config.image_size, config.num_channels,
-                                        min_size=getattr(config, "patch_size", 1))
+    checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
+    with training_args.main_process_first(desc="preparing the training data"):
+        prepared = modality.prepare(config, dataset, args, str(checkpoints_dir))
     model = method.model_class(config)
+    model.load_pretrained_parts()
     if checkpoint is not None:
         model.load_encoder_weights(checkpoint)
 
-    checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False)
     # Per-step side effects (EMA teachers, schedules, queues) live in model hooks the callbacks call once per
     # optimizer step; models without the hooks (MAE) are left alone.
-    trainer = Trainer(model=model, args=training_args, train_dataset=UInt8ImageDataset(train_images),
+    trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
                       data_collator=method.make_collator(config), callbacks=[MomentumUpdateCallback()])
     # first, so that reporting integrations see the logged embedding_std and loss terms
     trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback()]
@@ -126,24 +130,41 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     if not trainer.is_world_process_zero():
         return {}
 
-    run_info = _run_info(method, args, config, dataset, trainer, train_output, train_images.shape[0],
+    run_info = _run_info(method, modality, args, config, dataset, trainer, prepared.num_train_examples,
                          train_minutes, command, checkpoint, out_dir)
-    export_pretrained(trainer.model, method, out_dir, run_info)
-    results = {}
-    if protocols and dataset.label_column is not None and dataset.test_split is not None:
-        results = evaluate_image_encoder(
-            trainer.model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
-            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k,
-            images={dataset.train_split: train_images})
+    export_pretrained(trainer.model, method, out_dir, run_info, prepared.processor)
+    modality.verify_export(out_dir, config, dataset)
+    results = modality.evaluate(trainer.model, config, dataset, prepared, args, protocols) if protocols else {}
+    if results:
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
-    elif protocols:
-        print(f"Not evaluated: {dataset.name} has no labelled test split.")
     write_model_card(out_dir, run_info, results)
     return results
 
 
-def _run_info(method, args, config, dataset: ImageDataset, trainer, train_output, num_images, train_minutes,
-              command, checkpoint, out_dir) -> dict[str, Any]:
+class SSLTrainer(Trainer):
+    """Trainer that leaves out of weight decay what a model lists in `no_weight_decay()` (timm's convention), on
+    top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        names = super().get_decay_parameter_names(model)
+        excluded = getattr(unwrap_model(model), "no_weight_decay", lambda: set())()
+        return [name for name in names if name not in excluded]
+
+
+def _requested_protocols(spec: str, modality: Modality) -> list[str] | None:
+    """`--eval_protocols` as a list (None: 'auto'), each checked to exist for the modality."""
+    if spec == "auto":
+        return None
+    protocols = [] if spec == "none" else [p.strip() for p in spec.split(",") if p.strip()]
+    unknown = [p for p in protocols if p not in modality.protocols]
+    if unknown:
+        raise HfSslError(f"unknown evaluation protocol '{unknown[0]}' for {modality.name} models "
+                         f"(available: {', '.join(modality.protocols)}, or none)")
+    return protocols
+
+
+def _run_info(method, modality, args, config, dataset, trainer, num_examples, train_minutes, command, checkpoint,
+              out_dir) -> dict[str, Any]:
     targs = trainer.args
     world = targs.world_size
     effective_batch = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * world
@@ -154,10 +175,12 @@ def _run_info(method, args, config, dataset: ImageDataset, trainer, train_output
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,
         method_limitations=method.limitations, tags=list(method.tags), preset=args.preset or method.default_preset,
-        dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split, num_train_images=num_images,
-        image_size=config.image_size, model_name=out_dir.resolve().name,
-        backbone_description=describe_backbone(encoder), architecture=type(encoder).__name__,
-        global_step=trainer.state.global_step, epochs=trainer.state.global_step * effective_batch / max(num_images, 1),
+        modality=modality.name, card_template=modality.card_template, pipeline_tag=modality.pipeline_tag,
+        task_type=modality.task_type,
+        dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split,
+        num_train_images=num_examples, num_train_examples=num_examples, model_name=out_dir.resolve().name,
+        architecture=type(encoder).__name__,
+        global_step=trainer.state.global_step, epochs=trainer.state.global_step * effective_batch / max(num_examples, 1),
         effective_batch_size=effective_batch, learning_rate=targs.learning_rate,
         lr_scheduler_type=str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
         warmup=targs.warmup_steps, weight_decay=targs.weight_decay,
@@ -165,11 +188,7 @@ def _run_info(method, args, config, dataset: ImageDataset, trainer, train_output
         hardware=f"{world} x {device}" + (", bf16" if targs.bf16 else ""), train_minutes=train_minutes,
         final_loss=losses[-1] if losses else None, command=command,
         base_model=checkpoint if checkpoint and not os.path.exists(checkpoint) else None,
-        feature_snippet="[:, 1:].mean(1)  # the features evaluated above" if is_token_backbone(encoder.config) else "",
-        usage_note=("`AutoModel` adds a randomly initialised `pooler` to ViT (the warning about it is expected): "
-                    "use `last_hidden_state`, not `pooler_output`.") if is_token_backbone(encoder.config) else "",
-        pooling_description=("mean of the patch tokens" if args.pooling in ("auto", "mean") else "the [CLS] token")
-        if getattr(config.backbone_config, "patch_size", None) else "global average pooling",
+        **modality.card_fields(trainer.model, config, dataset, args),
     )
 
 

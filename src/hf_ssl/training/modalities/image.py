@@ -1,0 +1,66 @@
+"""Images: the modality of the image SSL methods (MAE, SimCLR, DINO, ...). Trains on the pixels of a labelled or
+unlabelled image dataset, exports an image processor, evaluates the encoder's frozen features (kNN, linear probe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig, PreTrainedModel
+
+from ...data.collators import UInt8ImageDataset
+from ...data.datasets import ImageDataset, load_image_dataset
+from ...data.images import images_to_tensor
+from ...evaluation.image_protocols import evaluate_image_encoder
+from ...errors import HfSslError
+from ...hub.export import image_processor_for
+from ...nn.backbone import describe_backbone, is_token_backbone
+from . import Modality, PreparedData, register_modality
+
+
+class ImageModality(Modality):
+    name = "image"
+    protocols = default_protocols = ("knn", "linear")
+    pipeline_tag = "image-feature-extraction"
+
+    def load_dataset(self, args) -> ImageDataset:
+        return load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column)
+
+    def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset) -> list[str]:
+        labelled = dataset.label_column is not None and dataset.test_split is not None
+        if requested is None:
+            return list(self.default_protocols) if labelled else []
+        if requested and not labelled:
+            raise HfSslError(f"cannot evaluate {', '.join(requested)}: {dataset.name} has no labelled test split "
+                             f"(labels: {dataset.label_column}, splits: {', '.join(dataset.splits)}); "
+                             "use --eval_protocols none")
+        return requested
+
+    def prepare(self, config: PretrainedConfig, dataset: ImageDataset, args, work_dir: str) -> PreparedData:
+        images = images_to_tensor(dataset.splits[dataset.train_split], dataset.image_column, config.image_size,
+                                  config.num_channels, min_size=config.patch_size)
+        return PreparedData(
+            train_dataset=UInt8ImageDataset(images),
+            processor=image_processor_for(config.image_size, config.image_mean, config.image_std),
+            num_train_examples=images.shape[0], cache={dataset.train_split: images},
+        )
+
+    def evaluate(self, model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData, args,
+                 protocols: list[str]) -> dict[str, dict[str, Any]]:
+        return evaluate_image_encoder(
+            model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
+            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.cache)
+
+    def card_fields(self, model: PreTrainedModel, config, dataset: ImageDataset, args) -> dict[str, Any]:
+        encoder = model.exported_encoder()
+        token_backbone = is_token_backbone(encoder.config)
+        return dict(
+            image_size=config.image_size, backbone_description=describe_backbone(encoder),
+            feature_snippet="[:, 1:].mean(1)  # the features evaluated above" if token_backbone else "",
+            usage_note=("`AutoModel` adds a randomly initialised `pooler` to ViT (the warning about it is expected): "
+                        "use `last_hidden_state`, not `pooler_output`.") if token_backbone else "",
+            pooling_description=("mean of the patch tokens" if args.pooling in ("auto", "mean") else "the [CLS] token")
+            if getattr(config.backbone_config, "patch_size", None) else "global average pooling",
+        )
+
+
+register_modality(ImageModality())
