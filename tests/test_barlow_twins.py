@@ -1,6 +1,6 @@
 """Barlow Twins: config round trip and validation, the loss against `barlow_twins_loss` on per-view embeddings
-and its dependence on lambda_offdiag, gradients through both branches, no per-step side effects, reloading.
-The CLI end to end is in test_joint_embedding_cli.py."""
+and its dependence on lambda_offdiag, the presets. Gradients through both branches, no per-step side effects and the
+collator are shared contracts in test_joint_embedding.py; the CLI end to end is in test_joint_embedding_cli.py."""
 
 import pytest
 import torch
@@ -122,48 +122,8 @@ def test_gather_flag_and_eps_are_passed(monkeypatch):
     assert all(c["eps"] == 1e-4 for c in calls)
 
 
-@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
-def test_gradient_reaches_backbone_and_projector(backbone):
-    torch.manual_seed(0)
-    model = BarlowTwinsForPreTraining(tiny_config(backbone)).train()
-    assert model.momentum_pairs() == []  # no momentum encoder: nothing is excluded from the gradient
-    model(torch.randn(4, 2, 3, 16, 16)).loss.backward()
-    for name, module in (("backbone", model.backbone), ("projector", model.projector)):
-        grads = [p.grad for p in module.parameters() if p.requires_grad]
-        assert grads and all(g is not None for g in grads), name
-        assert sum(g.abs().sum().item() for g in grads) > 0, name
 
 
-def test_no_stop_gradient_on_either_view():
-    """Both branches are trained: the loss backpropagates into the pixels of each view through its own branch
-    (eval mode, so that BatchNorm's batch statistics do not couple the views and hide a detached branch)."""
-    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config())
-    pixels = torch.randn(8, 2, 3, 16, 16, requires_grad=True)
-    model(pixels).loss.backward()
-    per_view = pixels.grad.abs().flatten(2).sum(-1).sum(0)
-    assert per_view[0] > 0 and per_view[1] > 0 and per_view.min() > 1e-2 * per_view.max()
-
-
-def test_no_per_step_side_effects():
-    """Barlow Twins has no momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and
-    an eval forward changes no weight or buffer."""
-    model = primed_eval_model(BarlowTwinsForPreTraining, tiny_config())
-    assert not hasattr(model, "momentum_update")
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        model(torch.randn(4, 2, 3, 16, 16))
-    after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-
-
-def test_collator_gives_two_different_normalised_views():
-    config = tiny_config()
-    collate = get_method("barlow_twins").make_collator(config)
-    torch.manual_seed(0)
-    examples = [{"pixel_values": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)} for _ in range(6)]
-    batch = collate(examples)
-    assert set(batch) == {"pixel_values"} and batch["pixel_values"].shape == (6, 2, 3, 16, 16)
-    assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
 
 
 def test_presets_scale_lambda_with_the_projector_width():

@@ -5,7 +5,7 @@ weights as trainable Parameters); a --backbone checkpoint reaches the momentum c
 import pytest
 import torch
 
-from conftest import joint_embedding_methods
+from conftest import joint_embedding_methods, primed_eval_model
 
 from hf_ssl.nn.backbone import backbone_config_from_spec
 from hf_ssl.registry import METHODS
@@ -14,11 +14,15 @@ from hf_ssl.training.pretrain import PretrainArguments, build_config
 JOINT_EMBEDDING_METHODS = joint_embedding_methods()
 
 
-def tiny_model(name: str):
-    method = METHODS[name]
-    config, _ = build_config(method, PretrainArguments(method=name, preset="tiny"), {})
+def tiny_config(name: str, backbone: str | None = None):
+    """The method's tiny preset, on another test backbone when given (ViTs at 16 px with 4 px patches)."""
+    geometry = dict(image_size=16, patch_size=4) if backbone else {}
+    return build_config(METHODS[name], PretrainArguments(method=name, preset="tiny", backbone=backbone, **geometry), {})[0]
+
+
+def tiny_model(name: str, backbone: str | None = None):
     torch.manual_seed(0)
-    return method.model_class(config)
+    return METHODS[name].model_class(tiny_config(name, backbone))
 
 
 def trainable(model) -> set[str]:
@@ -106,3 +110,53 @@ def test_save_and_reload_keep_every_weight_and_buffer(name, tmp_path):
     assert state.keys() == loaded.keys()
     for key in state:
         assert torch.equal(state[key], loaded[key]), key
+
+
+# Methods whose two branches are the same online network, with no momentum encoder, predictor or per-step state.
+SYMMETRIC_METHODS = ["barlow_twins", "simclr", "vicreg"]
+
+
+@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
+@pytest.mark.parametrize("name", SYMMETRIC_METHODS)
+def test_gradient_reaches_backbone_and_projector(name, backbone):
+    model = tiny_model(name, backbone).train()
+    assert model.momentum_pairs() == []  # no momentum encoder: nothing is excluded from the gradient
+    model(torch.randn(4, 2, 3, 16, 16)).loss.backward()
+    for part, module in (("backbone", model.backbone), ("projector", model.projector)):
+        grads = [p.grad for p in module.parameters() if p.requires_grad]
+        assert grads and all(g is not None for g in grads), part
+        assert sum(g.abs().sum().item() for g in grads) > 0, part
+
+
+@pytest.mark.parametrize("name", SYMMETRIC_METHODS)
+def test_no_stop_gradient_on_either_view(name):
+    """Both branches are trained: the loss backpropagates into the pixels of each view through its own branch
+    (eval mode, so that BatchNorm's batch statistics do not couple the views and hide a detached branch)."""
+    model = primed_eval_model(METHODS[name].model_class, tiny_config(name))
+    pixels = torch.randn(8, 2, 3, 16, 16, requires_grad=True)
+    model(pixels).loss.backward()
+    per_view = pixels.grad.abs().flatten(2).sum(-1).sum(0)
+    assert per_view[0] > 0 and per_view[1] > 0 and per_view.min() > 1e-2 * per_view.max()
+
+
+@pytest.mark.parametrize("name", SYMMETRIC_METHODS)
+def test_no_per_step_side_effects(name):
+    """No momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and an eval forward
+    changes no weight or buffer."""
+    model = primed_eval_model(METHODS[name].model_class, tiny_config(name))
+    assert not hasattr(model, "momentum_update")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model(torch.randn(4, 2, 3, 16, 16))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("name", SYMMETRIC_METHODS)
+def test_collator_gives_two_different_normalised_views(name):
+    collate = METHODS[name].make_collator(tiny_config(name))
+    torch.manual_seed(0)
+    examples = [{"pixel_values": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)} for _ in range(6)]
+    batch = collate(examples)
+    assert set(batch) == {"pixel_values"} and batch["pixel_values"].shape == (6, 2, 3, 16, 16)
+    assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])

@@ -1,5 +1,6 @@
-"""SimCLR: config round trip and validation, the loss against NT-Xent on per-view embeddings, gradients, and
-reloading. The CLI end to end is in test_joint_embedding_cli.py."""
+"""SimCLR: config round trip and validation, the loss against NT-Xent on per-view embeddings, the temperature.
+Gradients and the collator are shared contracts in test_joint_embedding.py; the CLI end to end is in
+test_joint_embedding_cli.py."""
 
 import pytest
 import torch
@@ -91,25 +92,3 @@ def test_loss_uses_the_configured_temperature():
     assert loss_b.item() == pytest.approx(nt_xent_loss(z[:, 0], z[:, 1], 0.1).item(), rel=1e-5)
     assert loss_a.item() != pytest.approx(loss_b.item(), rel=1e-3)
 
-
-@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
-def test_gradient_reaches_backbone_and_projector(backbone):
-    torch.manual_seed(0)
-    model = SimCLRForPreTraining(tiny_config(backbone)).train()
-    model(torch.randn(4, 2, 3, 16, 16)).loss.backward()
-    for name, module in (("backbone", model.backbone), ("projector", model.projector)):
-        grads = [p.grad for p in module.parameters() if p.requires_grad]
-        assert grads and all(g is not None for g in grads), name
-        assert sum(g.abs().sum().item() for g in grads) > 0, name
-
-
-def test_collator_gives_two_different_normalised_views():
-    from hf_ssl import get_method
-
-    config = tiny_config()
-    collate = get_method("simclr").make_collator(config)
-    torch.manual_seed(0)
-    examples = [{"pixel_values": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)} for _ in range(6)]
-    batch = collate(examples)
-    assert batch["pixel_values"].shape == (6, 2, 3, 16, 16)
-    assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])

@@ -1,6 +1,6 @@
 """VICReg: config round trip and validation, the output terms against `vicreg_loss` on per-view embeddings,
-gradients through both branches, no per-step side effects, reloading. The CLI end to end is in
-test_joint_embedding_cli.py."""
+the logged terms, the presets. Gradients through both branches, no per-step side effects and the collator are
+shared contracts in test_joint_embedding.py; the CLI end to end is in test_joint_embedding_cli.py."""
 
 import pytest
 import torch
@@ -129,48 +129,8 @@ def test_config_is_read_at_each_forward_and_gather_flag_is_passed(monkeypatch):
     assert [c["covariance_weight"] for c in calls] == [1.0, 4.0]
 
 
-@pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
-def test_gradient_reaches_backbone_and_projector(backbone):
-    torch.manual_seed(0)
-    model = VICRegForPreTraining(tiny_config(backbone)).train()
-    assert model.momentum_pairs() == []  # no momentum encoder: nothing is excluded from the gradient
-    model(torch.randn(4, 2, 3, 16, 16)).loss.backward()
-    for name, module in (("backbone", model.backbone), ("projector", model.projector)):
-        grads = [p.grad for p in module.parameters() if p.requires_grad]
-        assert grads and all(g is not None for g in grads), name
-        assert sum(g.abs().sum().item() for g in grads) > 0, name
 
 
-def test_no_stop_gradient_on_either_view():
-    """Both branches are trained: the loss backpropagates into the pixels of each view through its own branch
-    (eval mode, so that BatchNorm's batch statistics do not couple the views and hide a detached branch)."""
-    model = primed_eval_model(VICRegForPreTraining, tiny_config())
-    pixels = torch.randn(8, 2, 3, 16, 16, requires_grad=True)
-    model(pixels).loss.backward()
-    per_view = pixels.grad.abs().flatten(2).sum(-1).sum(0)
-    assert per_view[0] > 0 and per_view[1] > 0 and per_view.min() > 1e-2 * per_view.max()
-
-
-def test_no_per_step_side_effects():
-    """VICReg has no momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and an
-    eval forward changes no weight or buffer."""
-    model = primed_eval_model(VICRegForPreTraining, tiny_config())
-    assert not hasattr(model, "momentum_update")
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        model(torch.randn(4, 2, 3, 16, 16))
-    after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-
-
-def test_collator_gives_two_different_normalised_views():
-    config = tiny_config()
-    collate = get_method("vicreg").make_collator(config)
-    torch.manual_seed(0)
-    examples = [{"pixel_values": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)} for _ in range(6)]
-    batch = collate(examples)
-    assert set(batch) == {"pixel_values"} and batch["pixel_values"].shape == (6, 2, 3, 16, 16)
-    assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
 
 
 def test_presets_build():

@@ -6,6 +6,7 @@ change under a checkpoint, and every process of a multi-process run must use the
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Callable, Iterable
 
@@ -53,12 +54,7 @@ def train_clip_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizer
     from transformers import CLIPTokenizer
 
     return CLIPTokenizer().train_new_from_iterator(
-        _chain(texts, _byte_coverage_words()), vocab_size=vocab_size, initial_alphabet=ByteLevel.alphabet())
-
-
-def _chain(*iterables: Iterable[str]) -> Iterable[str]:
-    for iterable in iterables:
-        yield from iterable
+        itertools.chain(texts, _byte_coverage_words()), vocab_size=vocab_size, initial_alphabet=ByteLevel.alphabet())
 
 
 def _byte_coverage_words() -> list[str]:

@@ -52,13 +52,21 @@ def evaluate_image_encoder(
     train, test = dataset.train_split, dataset.test_split
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
-        if protocol == "knn":
-            value = knn_accuracy(features[train], labels[train], features[test], labels[test], num_classes,
-                                 k=k, temperature=temperature)
-            params = {"k": k, "temperature": temperature, "pooling": pooling}
-        else:
-            probe = linear_probe(features[train], labels[train], features[test], labels[test], num_classes)
-            value, params = probe.accuracy, {"weight_decay": probe.weight_decay, "pooling": pooling}
-        results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": float(value),
-                             "params": params}
+        value, params = frozen_feature_protocol(protocol, features[train], labels[train], features[test],
+                                                labels[test], num_classes, k=k, temperature=temperature)
+        results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": value,
+                             "params": {**params, "pooling": pooling}}
     return results
+
+
+def frozen_feature_protocol(
+    protocol: str, train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+    test_labels: torch.Tensor, num_classes: int, k: int = 20, temperature: float | None = 0.07,
+) -> tuple[float, dict[str, Any]]:
+    """Test accuracy of one frozen-feature protocol ("knn" or "linear") and the parameters it ran with."""
+    if protocol == "knn":
+        value = knn_accuracy(train_features, train_labels, test_features, test_labels, num_classes, k=k,
+                             temperature=temperature)
+        return float(value), {"k": k, "temperature": temperature}
+    probe = linear_probe(train_features, train_labels, test_features, test_labels, num_classes)
+    return float(probe.accuracy), {"weight_decay": probe.weight_decay}

@@ -23,8 +23,7 @@ from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
 from ..errors import HfSslError, first_line
 from .features import extract_features
-from .knn import knn_accuracy
-from .linear_probe import linear_probe
+from .image_protocols import frozen_feature_protocol
 
 
 @torch.no_grad()
@@ -136,12 +135,16 @@ def evaluate_image_text_model(
             raise HfSslError(f"unknown protocol '{protocol}' for an image-text model (available: {', '.join(reasons)})")
         if reasons[protocol]:
             raise HfSslError(f"cannot evaluate {protocol}: {reasons[protocol]}")
-    cache = dict(images or {})
+    computed: dict[str, torch.Tensor] = {}
 
     def embeds(split: str) -> torch.Tensor:
-        if split not in cache:
-            cache[split] = images_to_tensor(dataset.splits[split], dataset.image_column, image_size, num_channels)
-        return image_embeddings(model, cache[split], image_mean, image_std)
+        """The split's image embeddings, computed once (kNN and the linear probe share the train split's)."""
+        if split not in computed:
+            pixels = (images or {}).get(split)
+            if pixels is None:
+                pixels = images_to_tensor(dataset.splits[split], dataset.image_column, image_size, num_channels)
+            computed[split] = image_embeddings(model, pixels, image_mean, image_std)
+        return computed[split]
 
     train, test = dataset.train_split, dataset.test_split
     test_embeds = embeds(test)
@@ -164,12 +167,9 @@ def evaluate_image_text_model(
             test_labels = labels_to_tensor(dataset.splits[test], dataset.label_column)
             train_embeds = embeds(train)
             num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-            if protocol == "knn":
-                value = knn_accuracy(train_embeds, train_labels, test_embeds, test_labels, num_classes, k=k)
-                params = {"k": k, "temperature": 0.07, "features": "image embeddings"}
-            else:
-                probe = linear_probe(train_embeds, train_labels, test_embeds, test_labels, num_classes)
-                value, params = probe.accuracy, {"weight_decay": probe.weight_decay, "features": "image embeddings"}
+            value, params = frozen_feature_protocol(protocol, train_embeds, train_labels, test_embeds, test_labels,
+                                                    num_classes, k=k)
+            params["features"] = "image embeddings"
         results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": float(value),
                              "params": params}
     return results

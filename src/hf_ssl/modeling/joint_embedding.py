@@ -176,6 +176,15 @@ class JointEmbeddingModel(ImageMethodModel):
             )
         return pixel_values.transpose(0, 1).flatten(0, 1)
 
+    def project_views(self, pixel_values: torch.Tensor, num_views: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V, C, H, W) -> (features, projections), each (V * B, ...) view-major: every view through the
+        backbone (one call) and `self.projector`. The projections, detached, become `last_embeddings` for the
+        collapse monitor."""
+        features = self.encode(self.stack_views(pixel_values, num_views))
+        projections = self.projector(features)
+        self.last_embeddings = projections.detach()
+        return features, projections
+
     def encode_multi_crop(
         self, pixel_values: torch.Tensor, local_pixel_values: torch.Tensor | None = None,
         backbone: nn.Module | None = None,

@@ -125,12 +125,12 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     if last_checkpoint and trainer.is_world_process_zero():
         print(f"Resuming from {last_checkpoint}")
     start = time.time()
-    train_output = trainer.train(resume_from_checkpoint=last_checkpoint)
+    trainer.train(resume_from_checkpoint=last_checkpoint)
     train_minutes = (time.time() - start) / 60
     if not trainer.is_world_process_zero():
         return {}
 
-    run_info = _run_info(method, modality, args, config, dataset, trainer, prepared.num_train_examples,
+    run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
                          train_minutes, command, checkpoint, out_dir)
     export_pretrained(trainer.model, method, out_dir, run_info, prepared.processor)
     modality.verify_export(out_dir, config, dataset)
@@ -178,7 +178,7 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
         modality=modality.name, card_template=modality.card_template, pipeline_tag=modality.pipeline_tag,
         task_type=modality.task_type,
         dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split,
-        num_train_images=num_examples, num_train_examples=num_examples, model_name=out_dir.resolve().name,
+        num_train_images=num_examples, model_name=out_dir.resolve().name,
         architecture=type(encoder).__name__,
         global_step=trainer.state.global_step, epochs=trainer.state.global_step * effective_batch / max(num_examples, 1),
         effective_batch_size=effective_batch, learning_rate=targs.learning_rate,

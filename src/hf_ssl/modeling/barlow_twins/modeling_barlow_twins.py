@@ -55,9 +55,7 @@ class BarlowTwinsForPreTraining(JointEmbeddingModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> BarlowTwinsOutput:
-        h = self.encode(self.stack_views(pixel_values, 2))
-        z = self.projector(h)
-        self.last_embeddings = z.detach()
+        h, z = self.project_views(pixel_values)
         z1, z2 = z.chunk(2)
         loss = None
         if return_loss:

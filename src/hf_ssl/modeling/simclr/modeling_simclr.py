@@ -52,9 +52,7 @@ class SimCLRForPreTraining(JointEmbeddingModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> SimCLROutput:
-        h = self.encode(self.stack_views(pixel_values, 2))
-        z = self.projector(h)
-        self.last_embeddings = z.detach()
+        h, z = self.project_views(pixel_values)
         z1, z2 = z.chunk(2)
         loss = None
         if return_loss:

@@ -58,11 +58,9 @@ class SimSiamForPreTraining(JointEmbeddingModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> SimSiamOutput:
-        features = self.encode(self.stack_views(pixel_values, 2))
-        z = self.projector(features)
+        # project_views monitors z, not p: the paper monitors the std of the normalised encoder output z (Fig. 2)
+        features, z = self.project_views(pixel_values)
         p = self.predictor(z)
-        # z, not p: the paper monitors the std of the normalised encoder output z (Fig. 2, middle).
-        self.last_embeddings = z.detach()
         loss = None
         if return_loss:
             z1, z2 = z.chunk(2)

@@ -66,9 +66,7 @@ class VICRegForPreTraining(JointEmbeddingModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> VICRegOutput:
-        y = self.encode(self.stack_views(pixel_values, 2))
-        z = self.projector(y)
-        self.last_embeddings = z.detach()
+        y, z = self.project_views(pixel_values)
         z1, z2 = z.chunk(2)
         terms = None
         if return_loss:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch.utils.data import Dataset
-from transformers import PretrainedConfig, PreTrainedModel, ProcessorMixin
+from transformers import PretrainedConfig, PreTrainedModel
 
 from ...errors import HfSslError
 
@@ -27,9 +28,8 @@ class PreparedData:
 
     train_dataset: Dataset
     processor: Any  # saved next to the exported model: an image processor, a tokenizer or a multimodal processor
-    num_train_examples: int
-    # kept for evaluation after training (e.g. the train split already decoded), so nothing is loaded twice
-    cache: dict[str, Any] = field(default_factory=dict)
+    # split -> its images already decoded at the model's size (uint8), for the evaluation after training
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Modality:

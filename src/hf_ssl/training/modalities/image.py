@@ -41,14 +41,14 @@ class ImageModality(Modality):
         return PreparedData(
             train_dataset=UInt8ImageDataset(images),
             processor=image_processor_for(config.image_size, config.image_mean, config.image_std),
-            num_train_examples=images.shape[0], cache={dataset.train_split: images},
+            images={dataset.train_split: images},
         )
 
     def evaluate(self, model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         return evaluate_image_encoder(
             model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
-            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.cache)
+            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.images)
 
     def card_fields(self, model: PreTrainedModel, config, dataset: ImageDataset, args) -> dict[str, Any]:
         encoder = model.exported_encoder()

@@ -72,8 +72,8 @@ class ImageTextModality(Modality):
         return PreparedData(
             train_dataset=ImageCaptionDataset(images, [torch.tensor(i) for i in ids],
                                               [[row[c] for c in options] for options in captions]),
-            processor=self._processor(config, tokenizer), num_train_examples=images.shape[0],
-            cache={dataset.train_split: images, "tokenizer": tokenizer},
+            processor=self._processor(config, tokenizer),
+            images={dataset.train_split: images},
         )
 
     def _tokenizer(self, config, args, work_dir: str, captions: list[str]) -> PreTrainedTokenizerBase:
@@ -121,8 +121,8 @@ class ImageTextModality(Modality):
     def evaluate(self, model, config, dataset: ImageDataset, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         return evaluate_image_text_model(
-            model.exported_encoder(), prepared.cache["tokenizer"], dataset, config.image_size, config.num_channels,
-            config.image_mean, config.image_std, protocols, k=args.knn_k, images=prepared.cache)
+            model.exported_encoder(), prepared.processor.tokenizer, dataset, config.image_size, config.num_channels,
+            config.image_mean, config.image_std, protocols, k=args.knn_k, images=prepared.images)
 
     def verify_export(self, out_dir: Path, config, dataset: ImageDataset) -> None:
         if not (out_dir / "tokenizer.json").is_file():  # without it, pipeline tokenizes everything as unknown
