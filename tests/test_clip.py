@@ -57,7 +57,7 @@ def test_config_round_trip_and_paper_defaults(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(max_logit_scale=1.0), "max_logit_scale must be > 1"),
-    (dict(tokenizer_vocab_size=100), "tokenizer_vocab_size must be >= 260"),
+    (dict(tokenizer_vocab_size=300), "tokenizer_vocab_size must be >= 514"),
     (dict(vision_backbone="resnet-test"), "whose pooled output is a feature map"),
 ])
 def test_invalid_values_are_refused(kwargs, message):
@@ -357,3 +357,42 @@ def test_emoji_pairs_are_rendered_glyphs_with_their_unicode_names():
     assert {"hamburger", "high-speed train"} <= names
     pixels = torch.tensor(train.with_format("numpy")[:50]["image"], dtype=torch.float32)
     assert pixels.shape[1:] == (64, 64, 3) and (pixels.flatten(1).std(dim=1) > 10).all()  # drawn, not blank
+
+
+def test_captioned_image_folder_trains_and_is_scored_by_retrieval(tmp_path):
+    """`imagefolder:PATH` with captions in metadata.jsonl (the datasets convention): the tokenizer learns the
+    captions' words and retrieval runs on the held-out folder."""
+    import numpy as np
+    from PIL import Image
+
+    colours = ["red", "green", "blue"]
+    for split, count in (("train", 12), ("test", 6)):
+        folder = tmp_path / "data" / split
+        folder.mkdir(parents=True)
+        lines = []
+        for i in range(count):
+            pixels = np.zeros((20, 20, 3), np.uint8)
+            pixels[..., i % 3] = 220
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+            lines.append(json.dumps({"file_name": f"{i}.png", "text": f"a {colours[i % 3]} square"}))
+        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    result = run_cli("pretrain", "--method", "clip", "--preset", "tiny", "--dataset", f"imagefolder:{tmp_path / 'data'}",
+                     "--max_steps", "2", "--per_device_train_batch_size", "6", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results) == {"retrieval"} and results["retrieval"]["params"]["num_images"] == 6
+    assert "retrieval recall on imagefolder test" in result.stdout
+    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert {"red</w>", "green</w>", "square</w>"} <= set(vocab)
+
+
+def test_another_image_tower_makes_a_dual_encoder():
+    config = tiny_config(vision_backbone="vit-test")
+    assert config.backbone_config.model_type == "vision-text-dual-encoder"
+    assert config.backbone_config.vision_config.model_type == "vit" and config.image_size == 16
+    assert config.backbone_config.text_config.model_type == "clip_text_model"  # the text tower not chosen stays CLIP's
+    model = CLIPForPreTraining(config).eval()
+    pixels, ids = tiny_batch(vocab=100, eos=config.text_config.eos_token_id)
+    ids = ids.clamp(max=config.text_config.vocab_size - 1)
+    assert torch.isfinite(model(pixel_values=pixels, input_ids=ids).loss)

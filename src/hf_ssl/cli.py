@@ -100,7 +100,8 @@ def pretrain(argv: list[str]) -> None:
     if results is not None and training_args.process_index == 0:
         print(f"\nExported to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
         for name, entry in results.items():
-            print(f"{name} accuracy on {entry['dataset']} {entry['split']}: {100 * entry['value']:.2f}%")
+            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: "
+                  f"{100 * entry['value']:.2f}%")
 
 
 def evaluate(argv: list[str]) -> None:

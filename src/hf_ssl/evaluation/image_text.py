@@ -150,6 +150,7 @@ def evaluate_image_text_model(
     test_embeds = embeds(test)
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
+        metric = "accuracy"
         if protocol == "zero-shot":
             weights = zero_shot_weights(model, tokenizer, dataset.class_names, templates)
             labels = labels_to_tensor(dataset.splits[test], dataset.label_column)
@@ -161,7 +162,7 @@ def evaluate_image_text_model(
             texts, owners = captions_of(dataset, test)
             params = retrieval_recall(test_embeds, text_embeddings(model, tokenizer, texts), owners)
             params["num_images"] = int(test_embeds.shape[0])
-            value = sum(v for name, v in params.items() if "recall" in name) / 4
+            value, metric = sum(v for name, v in params.items() if "recall" in name) / 4, "recall"
         else:
             train_labels = labels_to_tensor(dataset.splits[train], dataset.label_column)
             test_labels = labels_to_tensor(dataset.splits[test], dataset.label_column)
@@ -171,5 +172,5 @@ def evaluate_image_text_model(
                                                     num_classes, k=k)
             params["features"] = "image embeddings"
         results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": float(value),
-                             "params": params}
+                             "params": params, "metric": metric}
     return results

@@ -43,7 +43,7 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
         model_name=run_info["model_name"],
         eval_results=[
             EvalResult(task_type=run_info.get("task_type", "image-classification"), dataset_type=entry["dataset"], dataset_name=entry["dataset"],
-                       dataset_split=entry["split"], metric_type="accuracy", metric_value=round(entry["value"], 4),
+                       dataset_split=entry["split"], metric_type=entry.get("metric", "accuracy"), metric_value=round(entry["value"], 4),
                        metric_name=protocol_display_name(key, entry))
             for key, entry in sorted(eval_results.items())
         ] or None,

@@ -24,7 +24,7 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 PRESETS = {
     "tiny": Preset(
         "ViT 32-wide x2 at 16 px / text transformer 32-wide x2, projection 16: a step in milliseconds, for tests",
-        config=dict(backbone="clip-test", tokenizer_vocab_size=300, image_mean=CLIP_MEAN, image_std=CLIP_STD),
+        config=dict(backbone="clip-test", tokenizer_vocab_size=800, image_mean=CLIP_MEAN, image_std=CLIP_STD),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),

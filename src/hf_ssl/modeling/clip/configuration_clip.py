@@ -20,6 +20,8 @@ from hf_ssl.nn.backbone import backbone_config_from_spec, is_checkpoint_spec
 # Vision models whose pooled output is a feature map, not a vector: `VisionTextDualEncoderModel` projects
 # `pooler_output` with a Linear layer, which needs (batch, width).
 _SPATIAL_POOLER_MODEL_TYPES = {"resnet", "regnet", "bit", "van"}
+# CLIP's byte-level BPE starts from every byte inside a word and word-final (`</w>`), plus its two special tokens
+MIN_BPE_VOCAB_SIZE = 2 * 256 + 2
 
 
 @strict
@@ -90,8 +92,9 @@ class CLIPPretrainingConfig(ImageMethodConfig):
                              f"{self.backbone_config.model_type} (use --vision_backbone / --text_backbone for towers)")
         if not self.max_logit_scale > 1.0:
             raise ValueError(f"max_logit_scale must be > 1, got {self.max_logit_scale}")
-        if self.tokenizer_vocab_size < 260:
-            raise ValueError(f"tokenizer_vocab_size must be >= 260 (256 bytes + special tokens), got "
+        if self.tokenizer_vocab_size < MIN_BPE_VOCAB_SIZE:
+            raise ValueError(f"tokenizer_vocab_size must be >= {MIN_BPE_VOCAB_SIZE} (the 256 bytes inside and at the "
+                             f"end of a word, plus start and end tokens; merges come on top), got "
                              f"{self.tokenizer_vocab_size}")
 
 
