@@ -8,21 +8,25 @@ __version__ = "0.1.0"
 from . import modeling  # noqa: F401  (registers the methods)
 from .errors import HfSslError
 from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
+from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
+from .modeling.simmim import SimMIMConfig, SimMIMForPreTraining
 from .modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
 from .modeling.swav import SwAVConfig, SwAVForPreTraining
 from .modeling.vicreg import VICRegConfig, VICRegForPreTraining
+from .modeling.visual_tokenizer import VisualVQConfig, VisualVQModel
 from .registry import METHODS, Method, Preset, get_method
 
 __all__ = [
-    "BYOLConfig", "BYOLForPreTraining", "BarlowTwinsConfig", "BarlowTwinsForPreTraining", "CLIPForPreTraining",
-    "CLIPPretrainingConfig", "DINOConfig",
+    "BYOLConfig", "BYOLForPreTraining", "CLIPForPreTraining", "CLIPPretrainingConfig", "BarlowTwinsConfig", "BarlowTwinsForPreTraining", "DINOConfig",
     "DINOForPreTraining", "HfSslError", "MAEConfig", "MAEForPreTraining", "METHODS", "Method", "MoCoConfig",
     "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
+    "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
+    "VisualVQModel",
 ]
