@@ -112,7 +112,7 @@ def main() -> None:
                  f"{info['global_step']} ({info['epochs']:.2f})", f"{info['train_minutes']:.1f}", {}, codebook))
     print(f"visual_tokenizer: {codebook} ({(time.time() - start) / 60:.1f} min)", flush=True)
 
-    method_flags = {"beit": ["--visual_tokenizer", str(tokenizer_out)]}
+    method_flags = {"beit": ["--tokenizer", str(tokenizer_out)]}
     for name in args.methods.split(","):
         info = pretrain(name, output_dir / name, args.steps, args, "--eval_protocols", "knn,linear",
                         *method_flags.get(name, []))

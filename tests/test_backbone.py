@@ -53,6 +53,21 @@ def test_vit_cls_and_mean_pooling():
     torch.testing.assert_close(pooled_features(backbone, images, "mean"), hidden[:, 1:].mean(1))
 
 
+def test_hierarchical_token_backbones_pool_every_token_they_have_no_cls():
+    """Swin's output tokens are all patches: its features are its own average pooling of all of them, not the
+    ViT rule that drops the first token as [CLS]."""
+    from transformers import SwinConfig, SwinModel
+
+    swin = SwinModel(SwinConfig(image_size=16, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2],
+                                window_size=2)).eval()
+    pixels = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        tokens = swin(pixel_values=pixels).last_hidden_state
+        for pooling in ("auto", "mean", "cls"):
+            torch.testing.assert_close(pooled_features(swin, pixels, pooling), tokens.mean(dim=1))
+    assert pooled_features(swin, pixels).shape == (3, feature_dim(swin.config))
+
+
 def test_pooled_features_of_other_sizes_interpolate_vit_position_embeddings():
     # multi-crop's local crops: a ViT built for 16 px takes 8 px crops with interpolated position embeddings
     config, _ = backbone_config_from_spec("vit-test", image_size=16, patch_size=4)

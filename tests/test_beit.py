@@ -107,7 +107,7 @@ def test_load_pretrained_parts_reads_the_tokenizer_of_a_pretrain_output_folder(t
     tokenizer = VisualVQModel(tokenizer_config())
     tokenizer.quantizer.num_updates.fill_(5)          # state from its training must come along
     tokenizer.save_pretrained(tmp_path / "ssl")       # OUT/ssl, as `hf-ssl pretrain` writes it
-    config = BEiTConfig(backbone_config=tiny_backbone_config("vit-test"), visual_tokenizer=str(tmp_path),
+    config = BEiTConfig(backbone_config=tiny_backbone_config("vit-test"), tokenizer=str(tmp_path),
                         mask_min_block_patches=2)
     assert config.tokenizer_config.codebook_size == 32
     torch.manual_seed(0)
@@ -140,8 +140,8 @@ def test_save_and_from_pretrained_keep_everything_including_the_tokenizer(tmp_pa
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(tokenizer_config=None), "--visual_tokenizer"),
-    (dict(visual_tokenizer="/no/such/tokenizer", tokenizer_config=None), "cannot read the visual tokenizer"),
+    (dict(tokenizer_config=None), "--tokenizer OUT"),
+    (dict(tokenizer="/no/such/tokenizer", tokenizer_config=None), "cannot read the visual tokenizer"),
     (dict(mask_ratio=0.0), "mask_ratio"),
     (dict(mask_ratio=1.0), "mask_ratio"),
     (dict(mask_min_block_patches=0), "mask_min_block_patches"),
@@ -180,9 +180,13 @@ def test_cli_tokenizer_then_beit_and_exports_load_without_hf_ssl(tokenizer_out, 
     assert any("codebook_perplexity" in log and "codebook_live_share" in log for log in history)
 
     out = tmp_path / "beit"
-    result = run_cli("pretrain", "--method", "beit", "--preset", "tiny", "--visual_tokenizer", str(tokenizer_out),
+    result = run_cli("pretrain", "--method", "beit", "--preset", "tiny", "--tokenizer", str(tokenizer_out),
                      "--max_steps", "3", "--eval_protocols", "none", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-5000:]
+    card = (out / "README.md").read_text()
+    # the card names the tokenizer by its folder name, never by a local path, and has no nested-config dump
+    assert f"tokenizer={tokenizer_out.name}" in card and str(tokenizer_out) not in card
+    assert "tokenizer_config" not in card
     run_python(f"""
         import torch
         from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
@@ -220,7 +224,7 @@ def test_cli_beit_without_a_tokenizer_is_one_clear_error_line(tmp_path, capsys):
         main(["pretrain", "--method", "beit", "--preset", "tiny", "--max_steps", "1", "--output_dir", str(tmp_path / "out")])
     stderr = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(stderr) == 1, stderr
-    assert stderr[0].startswith("hf-ssl: error:") and "--visual_tokenizer" in stderr[0]
+    assert stderr[0].startswith("hf-ssl: error:") and "--tokenizer" in stderr[0]
     assert not (tmp_path / "out").exists()
 
 

@@ -46,10 +46,11 @@ def list_methods(argv: list[str]) -> None:
     import hf_ssl  # noqa: F401  (registers the methods)
 
     _parser("hf-ssl list", "Print the methods, their presets and the built-in datasets.").parse_args(argv)
+    width = max(len(name) for name in METHODS) + 2
     for method in METHODS.values():
-        print(f"{method.name:<14} {method.summary}")
+        print(f"{method.name:<{width}} {method.summary}")
         for name, preset in method.presets.items():
-            print(f"{'':<16}--preset {name}: {preset.description}")
+            print(f"{'':<{width + 2}}--preset {name}: {preset.description}")
     print("\nbuilt-in datasets: " + ", ".join(BUILTIN_DATASETS) + " (or imagefolder:PATH, a Hub dataset id)")
 
 
@@ -158,9 +159,13 @@ def method_arguments_dataclass(method) -> type:
     """A dataclass with one optional flag per hyperparameter the method's config declares (`--mask_ratio`...);
     None means "keep the preset's value"."""
     from .modeling.image_method import method_config_fields
+    from .training.pretrain import PretrainArguments
 
+    run_flags = {f.name for f in dataclasses.fields(PretrainArguments)}  # already flags; they reach the config too
     fields = []
     for name in method_config_fields(method.config_class):
+        if name in run_flags:
+            continue
         owner = next(c for c in method.config_class.__mro__ if name in c.__dict__.get("__annotations__", {}))
         hint = owner.__annotations__[name]
         if isinstance(hint, str):  # postponed annotations: resolve in the declaring module

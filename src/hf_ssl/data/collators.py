@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .transforms import MultiView
+from .transforms import MultiView, random_resized_crop_flip
 
 
 class ImageCollator:
@@ -28,6 +28,14 @@ class ImageCollator:
             with torch.no_grad():
                 images = self.augment(images)
         return {"pixel_values": (images - self.mean) / self.std}
+
+
+def crop_flip_collator(config) -> ImageCollator:
+    """One view per image: random resized crop (area `config.crop_min_scale`-1) and, if `config.horizontal_flip`,
+    a random flip, then normalisation: the whole augmentation of the masked-image-modelling methods (MAE, BEiT,
+    SimMIM) and of the visual tokenizer; each config holds its paper's crop scale."""
+    augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
+    return ImageCollator(config.image_mean, config.image_std, augment=augment)
 
 
 class MultiViewCollator:

@@ -77,12 +77,14 @@ class ImageMethodConfig(PretrainedConfig):
 
 def method_config_fields(config_class: type[PretrainedConfig]) -> list[str]:
     """The hyperparameters a method config declares, its own and those of the shared bases above
-    `PretrainedConfig` (base fields first), without `backbone_config`: the CLI's method flags."""
+    `PretrainedConfig` (base fields first), without the nested configs (`backbone_config`, a teacher's or a
+    tokenizer's, filled from a path flag): the CLI's method flags and the card's hyperparameters."""
     names: list[str] = []
     for cls in reversed(config_class.__mro__):
         if issubclass(cls, PretrainedConfig) and cls is not PretrainedConfig:
             names += [n for n in cls.__dict__.get("__annotations__", {}) if n not in names]
-    return [n for n in names if n != "backbone_config" and not n.startswith("_")]
+    sub_configs = set(getattr(config_class, "sub_configs_defaults", {})) | {"backbone_config"}
+    return [n for n in names if n not in sub_configs and not n.startswith("_")]
 
 
 class ImageMethodModel(PreTrainedModel):

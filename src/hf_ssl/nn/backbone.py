@@ -184,10 +184,10 @@ def feature_dim(config: PretrainedConfig) -> int:
 def pooled_features(backbone: PreTrainedModel, pixel_values: torch.Tensor, pooling: str = "auto") -> torch.Tensor:
     """One feature vector per image, shape (batch, :func:`feature_dim`).
 
-    Token backbones (ViT): ``"cls"`` takes the [CLS] token, ``"mean"`` averages the patch tokens
-    (``"auto"`` = ``"mean"``: for masked-image-modelling encoders the [CLS] token receives no direct
-    training signal and patch averaging is the stronger frozen feature). Convolutional backbones:
-    their own global pooling (``pooler_output``).
+    Token backbones with a leading [CLS] token (ViT, DeiT, BEiT): ``"cls"`` takes the [CLS] token, ``"mean"``
+    averages the patch tokens (``"auto"`` = ``"mean"``: for masked-image-modelling encoders the [CLS] token
+    receives no direct training signal and patch averaging is the stronger frozen feature). Convolutional and hierarchical
+    backbones (ResNet, ConvNeXt, Swin): their own global pooling (``pooler_output``), whatever ``pooling`` says.
 
     Inputs of another size than the config's ``image_size`` (multi-crop's local crops, evaluation at another
     resolution) work: backbones with position embeddings are called with ``interpolate_pos_encoding=True``.
@@ -198,15 +198,17 @@ def pooled_features(backbone: PreTrainedModel, pixel_values: torch.Tensor, pooli
         kwargs["interpolate_pos_encoding"] = True
     outputs = backbone(pixel_values=pixel_values, **kwargs)
     hidden = outputs.last_hidden_state
-    if hidden.dim() == 3:
+    if pooling not in ("auto", "cls", "mean"):
+        raise HfSslError(f"unknown pooling '{pooling}' (choose auto, cls or mean)")
+    if hidden.dim() == 3 and is_token_backbone(backbone.config):
         if pooling == "cls":
             return hidden[:, 0]
         if pooling in ("mean", "auto"):
             return hidden[:, 1:].mean(dim=1)
-        raise HfSslError(f"unknown pooling '{pooling}' (choose auto, cls or mean)")
+    # convolutional and hierarchical backbones (ResNet, ConvNeXt, Swin: no [CLS] token): their own global pooling
     if getattr(outputs, "pooler_output", None) is not None:
         return outputs.pooler_output.flatten(1)
-    return hidden.mean(dim=(2, 3))
+    return hidden.mean(dim=1) if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
 
 
 def _pair(size) -> tuple[int, int]:

@@ -45,7 +45,8 @@ class PretrainArguments:
     label_column: str | None = field(default=None, metadata={"help": "label column for evaluation (auto-detected)"})
     text_column: str | None = field(default=None, metadata={"help": "caption column of image-text data (auto-detected)"})
     tokenizer: str | None = field(default=None, metadata={
-        "help": "tokenizer folder or Hub id to use instead of training one on the data"})
+        "help": "text methods and CLIP: a tokenizer folder or Hub id to use instead of training one on the data; "
+                "BEiT: the output folder of `hf-ssl pretrain --method visual_tokenizer`"})
     preset: str | None = field(default=None, metadata={"help": "tiny | small | base (default: the method's)"})
     backbone: str | None = field(default=None, metadata={
         "help": "backbone preset name, config .json, or checkpoint folder / Hub id to start from"})
@@ -81,12 +82,14 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
     # image-text models (CLIP) keep the image geometry in their vision tower's config
     vision_config = getattr(backbone_config, "vision_config", backbone_config)
     config_kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    # A run flag the method's config also declares goes into the config too (BEiT's --tokenizer: the visual
+    # tokenizer whose ids it predicts; a method config's own image_size).
+    config_kwargs.update({f.name: getattr(args, f.name) for f in dataclasses.fields(args)
+                          if f.name in method_config_fields(method.config_class) and getattr(args, f.name) is not None})
     try:
         for name, value in geometry.items():
             if hasattr(vision_config, name):
                 setattr(vision_config, name, value)  # strict configs validate on assignment
-            if name in method_config_fields(method.config_class):
-                config_kwargs[name] = value
         config = method.config_class(backbone_config=backbone_config, **config_kwargs)
     except (StrictDataclassClassValidationError, ValueError, TypeError) as e:
         raise HfSslError(f"invalid {method.name} configuration: {_innermost_message(e)}") from None
@@ -184,12 +187,17 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
         effective_batch_size=effective_batch, learning_rate=targs.learning_rate,
         lr_scheduler_type=str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
         warmup=targs.warmup_steps, weight_decay=targs.weight_decay,
-        hyperparameters=", ".join(f"{name}={getattr(config, name)}" for name in own_fields),
+        hyperparameters=", ".join(f"{name}={_portable(getattr(config, name))}" for name in own_fields),
         hardware=f"{world} x {device}" + (", bf16" if targs.bf16 else ""), train_minutes=train_minutes,
         final_loss=losses[-1] if losses else None, command=command,
         base_model=checkpoint if checkpoint and not os.path.exists(checkpoint) else None,
         **modality.card_fields(trainer.model, config, dataset, args),
     )
+
+
+def _portable(value: Any) -> Any:
+    """A hyperparameter as a card may show it: a local path (a teacher, a tokenizer) by its last component only."""
+    return Path(value).name if isinstance(value, str) and os.path.exists(value) else value
 
 
 def _innermost_message(error: BaseException) -> str:

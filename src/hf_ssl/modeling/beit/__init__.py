@@ -1,18 +1,9 @@
 """BEiT (Bao et al., ICLR 2022): predict the visual tokens of blockwise-masked patches."""
 
-from ...data.collators import ImageCollator
-from ...data.transforms import random_resized_crop_flip
+from ...data.collators import crop_flip_collator
 from ...registry import Method, Preset
 from .configuration_beit import BEiTConfig
 from .modeling_beit import BEiTForPreTraining, BEiTOutput
-
-
-def make_collator(config: BEiTConfig) -> ImageCollator:
-    """BEiT's augmentation: random resized crop (scale 0.08-1) and horizontal flip (the reference's colour jitter is
-    left out: it changes the tokens the tokenizer assigns, and gray images have no colour). The masks are drawn in
-    the model's forward pass, on the batch's device."""
-    augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
-    return ImageCollator(config.image_mean, config.image_std, augment=augment)
 
 
 # BEiT's pretraining recipe (paper Appendix, reference run_beit_pretraining.py): AdamW, betas (0.9, 0.999), weight
@@ -23,7 +14,7 @@ _OPTIM = dict(adam_beta1=0.9, adam_beta2=0.999, weight_decay=0.05, lr_scheduler_
 
 PRESETS = {
     "tiny": Preset(
-        "ViT 32-wide x2, 16 px, patch 4 (4x4 patches, blocks of at least 2): for tests; needs --visual_tokenizer",
+        "ViT 32-wide x2, 16 px, patch 4 (4x4 patches, blocks of at least 2): for tests; needs --tokenizer",
         config=dict(backbone="vit-test", backbone_overrides=dict(image_size=16, patch_size=4),
                     mask_min_block_patches=2),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
@@ -53,7 +44,8 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=crop_flip_collator,  # crop (0.08-1) + flip; the reference's colour jitter is left out: it changes the
+    # tokens the tokenizer assigns, and gray images have no colour. The masks are drawn in forward, on the device.
     tags=("masked-image-modeling", "beit"),
     display_name="BEiT",
     limitations=(

@@ -26,12 +26,12 @@ class BEiTConfig(ImageMethodConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder, a ViT (`ViTConfig`, or another transformers model that takes
         `bool_masked_pos`: BEiT, DeiT); its patch grid must be the tokenizer's. Exported as its native class.
-    visual_tokenizer (`str`, *optional*): the visual tokenizer whose ids are the targets: the output folder of
+    tokenizer (`str`, *optional*): the visual tokenizer whose ids are the targets: the output folder of
         `hf-ssl pretrain --method visual_tokenizer` (or its `ssl/` subfolder, or a Hub id). Its config is read into
         `tokenizer_config` when this config is created, its weights in `load_pretrained_parts`; both are saved
         with BEiT, which is thus self-contained.
     tokenizer_config (`VisualVQConfig`, *optional*): the tokenizer's architecture (filled from
-        `visual_tokenizer`); required.
+        `tokenizer`); required.
     mask_ratio (`float`, defaults to 0.4): share of the patches masked per image (paper: 40%).
     mask_min_block_patches (`int`, defaults to 16): smallest block of Algorithm 1, in patches (paper: 16 of 196).
     mask_min_aspect (`float`, defaults to 0.3): blocks have an aspect ratio in [mask_min_aspect, 1 / mask_min_aspect].
@@ -46,7 +46,7 @@ class BEiTConfig(ImageMethodConfig):
         "tokenizer_config": SubConfigSpec(config_class=VisualVQConfig, optional=True),
     }
 
-    visual_tokenizer: str | None = None
+    tokenizer: str | None = None
     tokenizer_config: dict | PretrainedConfig | None = None
     mask_ratio: float = 0.4
     mask_min_block_patches: int = 16
@@ -56,8 +56,8 @@ class BEiTConfig(ImageMethodConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
-        if self.visual_tokenizer is not None and self.tokenizer_config is None:
-            self.tokenizer_config = read_tokenizer_config(self.visual_tokenizer)
+        if self.tokenizer is not None and self.tokenizer_config is None:
+            self.tokenizer_config = read_tokenizer_config(self.tokenizer)
         super().__post_init__(**kwargs)
 
     @property
@@ -88,7 +88,7 @@ class BEiTConfig(ImageMethodConfig):
     def validate_tokenizer(self):
         tokenizer = self.tokenizer_config
         if tokenizer is None:
-            raise ValueError("BEiT predicts the ids of a visual tokenizer: pass --visual_tokenizer OUT, the output "
+            raise ValueError("BEiT predicts the ids of a visual tokenizer: pass --tokenizer OUT, the output "
                              "folder of `hf-ssl pretrain --method visual_tokenizer`")
         if (tokenizer.image_size, tokenizer.patch_size) != (self.image_size, self.patch_size):
             raise ValueError(

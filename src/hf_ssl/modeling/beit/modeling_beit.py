@@ -2,7 +2,7 @@
 
 Bao et al., "BEiT: BERT Pre-Training of Image Transformers", ICLR 2022 (arXiv:2106.08254), Sec. 2.
 
-A frozen visual tokenizer (`modeling/visual_tokenizer`, loaded from `--visual_tokenizer`) turns each patch of the
+A frozen visual tokenizer (`modeling/visual_tokenizer`, loaded from `--tokenizer`) turns each patch of the
 *unmasked* image into one of K visual tokens. About 40% of the patches are masked blockwise (Algorithm 1); the
 encoder sees the image with those patch embeddings replaced by a learnable [MASK] embedding, and a linear head
 over its final states predicts, at every masked position, a softmax over the K tokens. The loss is the
@@ -74,8 +74,8 @@ class BEiTForPreTraining(ImageMethodModel):
         return self
 
     def load_pretrained_parts(self) -> None:
-        """Load the visual tokenizer's weights from `--visual_tokenizer` (its encoder, projection and codebook)."""
-        path = self.config.visual_tokenizer
+        """Load the visual tokenizer's weights from `--tokenizer` (its encoder, projection and codebook)."""
+        path = self.config.tokenizer
         if path is None:
             return
         try:

@@ -1,16 +1,9 @@
 """Masked Autoencoders (He et al., CVPR 2022)."""
 
-from ...data.collators import ImageCollator
-from ...data.transforms import random_resized_crop_flip
+from ...data.collators import crop_flip_collator
 from ...registry import Method, Preset
 from .configuration_mae import MAEConfig
 from .modeling_mae import MAEForPreTraining, MAEOutput
-
-
-def make_collator(config: MAEConfig) -> ImageCollator:
-    """The paper's only augmentation: random resized crop (scale 0.2-1) and horizontal flip."""
-    augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
-    return ImageCollator(config.image_mean, config.image_std, augment=augment)
 
 
 # Optimiser recipe of the paper (Table 8): AdamW, betas (0.9, 0.95), weight decay 0.05, cosine schedule
@@ -52,7 +45,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=crop_flip_collator,  # the paper's only augmentation: crop (scale 0.2-1) + flip
     tags=("masked-image-modeling",),
     display_name="MAE",
     limitations=(

@@ -1,17 +1,9 @@
 """SimMIM (Xie et al., CVPR 2022): regress the pixels of randomly masked patches with a one-layer head."""
 
-from ...data.collators import ImageCollator
-from ...data.transforms import random_resized_crop_flip
+from ...data.collators import crop_flip_collator
 from ...registry import Method, Preset
 from .configuration_simmim import SimMIMConfig
 from .modeling_simmim import SimMIMForPreTraining, SimMIMOutput
-
-
-def make_collator(config: SimMIMConfig) -> ImageCollator:
-    """SimMIM's augmentation (reference `SimMIMTransform`): random resized crop (scale 0.67-1, ratio 3/4-4/3) and
-    horizontal flip. The masks are drawn in the model's forward pass, on the batch's device."""
-    augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
-    return ImageCollator(config.image_mean, config.image_std, augment=augment)
 
 
 # SimMIM's recipe (paper Sec. 4, reference configs): AdamW, betas (0.9, 0.999), weight decay 0.05, lr 1e-4 *
@@ -51,7 +43,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=crop_flip_collator,  # the reference's SimMIMTransform: crop (0.67-1) + flip; masks drawn in forward
     tags=("masked-image-modeling", "simmim"),
     display_name="SimMIM",
     limitations=(

@@ -1,16 +1,9 @@
 """Visual tokenizer (BEiT, Bao et al. ICLR 2022; BEiT v2's VQ-KD, Peng et al. 2022): the targets of BEiT."""
 
-from ...data.collators import ImageCollator
-from ...data.transforms import random_resized_crop_flip
+from ...data.collators import crop_flip_collator
 from ...registry import Method, Preset
 from .configuration_visual_tokenizer import VisualVQConfig
 from .modeling_visual_tokenizer import VisualVQModel, VisualVQOutput
-
-
-def make_collator(config: VisualVQConfig) -> ImageCollator:
-    """BEiT v2's tokenizer augmentation: random resized crop (scale 0.08-1) and horizontal flip."""
-    augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
-    return ImageCollator(config.image_mean, config.image_std, augment=augment)
 
 
 # BEiT v2 reference (TOKENIZER.md, run_vqkd_training.py): AdamW, betas (0.9, 0.99), weight decay 1e-4, cosine
@@ -54,7 +47,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=crop_flip_collator,  # BEiT v2's tokenizer augmentation: crop (0.08-1) + flip
     tags=("visual-tokenizer", "vector-quantization", "masked-image-modeling"),
     display_name="Visual tokenizer",
     limitations=(
@@ -64,4 +57,4 @@ METHOD = Method(
     ),
 )
 
-__all__ = ["METHOD", "VisualVQConfig", "VisualVQModel", "VisualVQOutput", "make_collator"]
+__all__ = ["METHOD", "VisualVQConfig", "VisualVQModel", "VisualVQOutput"]
