@@ -16,6 +16,7 @@ huggingface_hub 1.x/2.x calls, no more:
     GET  /api/models/{repo}/tree/{rev}[/{path}]           files and folders (?recursive=true)
     HEAD/GET /{repo}/resolve/{rev}/{path}                 content + ETag, X-Repo-Commit, Content-Length
 
+Anything else is a 404 (the client's best-effort `GET /api/agent-harnesses` among them, which it ignores).
 Repos live in memory: each branch points to a commit, each commit is an immutable {path: bytes} snapshot,
 so a revision is a branch name or a 40-hex commit id, as on the Hub. Writes need a known token
 (`Authorization: Bearer ...`); a private repo is invisible (404 RepoNotFound, as on the Hub) without one.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BLOCK_HF_SSL
-from hub_server import HubServer
+from hub_server import HubServer, Repo
 
 TOKEN = "hf_test_write_token"
 # Files every published MAE folder has (the rest of the comparison is "OUT minus checkpoints/ and hidden files").
@@ -153,9 +153,11 @@ def test_push_to_a_branch_of_a_private_repo(hub, pushed_run, tmp_path):
     assert hub.files("org/secret-mae", "main") == {}  # the branch, not main
     assert hub.commit_messages("org/secret-mae") == ["initial commit", "first draft"]
 
-    run_loader("""
-        import os, torch
-        from huggingface_hub import hf_hub_download
+    expected = sorted(local_files(folder))
+    run_loader(f"""
+        import os
+        from pathlib import Path
+        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
         from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
         from transformers import AutoModel
         token = os.environ.pop("HF_TOKEN")
@@ -176,6 +178,11 @@ def test_push_to_a_branch_of_a_private_repo(hub, pushed_run, tmp_path):
             pass
         model = AutoModel.from_pretrained("org/secret-mae", revision="dev", token=token)
         assert type(model).__name__ == "ViTModel"
+        # the whole branch, as `snapshot_download` lists it (model info at the revision, then its tree)
+        snapshot = Path(snapshot_download("org/secret-mae", revision="dev", token=token))
+        files = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
+        assert files == {expected!r}, files
+        assert HfApi().whoami(token=token)["name"] == "tester"
     """, hub_env(hub.url, tmp_path / "user-home"))
 
 
@@ -218,16 +225,22 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["unreachable", "wrong token"])
+@pytest.mark.parametrize("case", ["unreachable", "wrong token", "private into a public repo"])
 def test_push_failure_is_one_line(case, hub, pushed_run, tmp_path):
     out, _, _ = pushed_run
+    repo_id, flags, env = f"org/{case.replace(' ', '-')}", [], hub_env(hub.url, tmp_path / "h")
     if case == "unreachable":
-        env, expected = hub_env(f"http://127.0.0.1:{_closed_port()}", tmp_path / "h"), "cannot reach http://127.0.0.1:"
+        env, expected = hub_env(f"http://127.0.0.1:{_closed_port()}", tmp_path / "h"), "failed: cannot reach http://127.0.0.1:"
+    elif case == "wrong token":
+        env["HF_TOKEN"], expected = "hf_wrong", "failed: not authorised by"
     else:
-        env, expected = hub_env(hub.url, tmp_path / "h", token="hf_wrong"), "not authorised by"
-    result = run(["-m", "hf_ssl.cli", "push", str(shutil.copytree(out, tmp_path / "copy")), "--repo_id", "org/never"], env)
+        hub.repos[repo_id] = Repo(private=False)
+        hub.repos[repo_id].commit("main", "initial commit", {})
+        flags, expected = ["--private"], f"{repo_id} already exists and is public"
+    result = run(["-m", "hf_ssl.cli", "push", str(shutil.copytree(out, tmp_path / "copy")), "--repo_id", repo_id,
+                  *flags], env)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("hf-ssl: error: push to org/never failed:"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("hf-ssl: error: "), result.stderr
     assert expected in lines[0]
-    assert "org/never" not in hub.repos
+    assert repo_id not in hub.repos or hub.commit_messages(repo_id) == ["initial commit"]  # nothing uploaded

@@ -160,7 +160,7 @@ def push(argv: list[str]) -> None:
                      "The Hub and the token come from HF_ENDPOINT and HF_TOKEN (or `hf auth login`).")
     parser.add_argument("folder", help="the --output_dir of `hf-ssl pretrain`")
     parser.add_argument("--repo_id", required=True, help="ORG/NAME; the repo is created if it does not exist")
-    parser.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    parser.add_argument("--private", action="store_true", help="create the repo private (refused for an existing public repo)")
     parser.add_argument("--revision", default=None, help="branch to push to, created from main if missing (default: main)")
     parser.add_argument("--commit_message", default=None)
     args = parser.parse_args(argv)

@@ -57,7 +57,6 @@ def push_folder(
     files in one commit, and return the commit's URL. Any Hub or network failure is an HfSslError of one line."""
     folder = validate_folder(folder)
     validate_repo_id(repo_id)
-    _name_repo_in_card(folder, repo_id)
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)  # None: HF_TOKEN or the stored login, as everywhere in huggingface_hub
@@ -65,8 +64,17 @@ def push_folder(
         # private=None, not False: without --private an existing repo keeps its visibility and a new one
         # follows the organisation's default, as with the Hub's own tools.
         api.create_repo(repo_id, private=True if private else None, exist_ok=True)
+        # create_repo ignores `private` for an existing repo: never publish into a public one what the user
+        # asked to keep private.
+        if private and not api.repo_info(repo_id).private:
+            raise HfSslError(f"{repo_id} already exists and is public; --private does not change the visibility of "
+                             "an existing repo (change it in the repo's settings, or push to another repo)")
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
+    except _network_errors() as e:
+        raise HfSslError(f"push to {repo_id} failed: {_describe(e, api.endpoint)}") from None
+    _name_repo_in_card(folder, repo_id)  # once the repo is known to accept the push
+    try:
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=folder, revision=revision, ignore_patterns=list(IGNORE_PATTERNS),
             commit_message=commit_message or f"Upload {folder.resolve().name} with hf-ssl",
