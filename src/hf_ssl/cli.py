@@ -1,4 +1,4 @@
-"""`hf-ssl list | pretrain | evaluate`.
+"""`hf-ssl list | pretrain | evaluate | push`.
 
 User errors end as one line on stderr (`hf-ssl: error: ...`) and exit code 2, never a traceback.
 """
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         if command in ("-h", "--help"):
             print(__doc__.strip() + "\n\nRun `hf-ssl COMMAND --help` for a command's options.")
             return
-        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate}
+        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate, "push": push}
         if command not in commands:
             raise HfSslError(f"unknown command '{command}' (commands: {', '.join(commands)})")
         commands[command](rest)
@@ -153,6 +153,24 @@ def evaluate(argv: list[str]) -> None:
         run_info = read_json(model_dir / SSL_SUBDIR / RUN_INFO_FILE)
         if run_info:
             write_model_card(model_dir, run_info, all_results)
+
+
+def push(argv: list[str]) -> None:
+    parser = _parser("hf-ssl push", "Upload a folder written by `hf-ssl pretrain` to the Hub (without checkpoints/). "
+                     "The Hub and the token come from HF_ENDPOINT and HF_TOKEN (or `hf auth login`).")
+    parser.add_argument("folder", help="the --output_dir of `hf-ssl pretrain`")
+    parser.add_argument("--repo_id", required=True, help="ORG/NAME; the repo is created if it does not exist")
+    parser.add_argument("--private", action="store_true", help="create the repo private (refused for an existing public repo)")
+    parser.add_argument("--revision", default=None, help="branch to push to, created from main if missing (default: main)")
+    parser.add_argument("--commit_message", default=None)
+    args = parser.parse_args(argv)
+
+    from .hub.push import push_folder
+
+    commit_url = push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                             commit_message=args.commit_message)
+    print(f"Pushed {args.folder} to {args.repo_id}" + (f" (branch {args.revision})" if args.revision else "")
+          + f": {commit_url}")
 
 
 def method_arguments_dataclass(method) -> type:

@@ -49,8 +49,9 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
         ] or None,
     )
     template = resources.files("hf_ssl.model_cards").joinpath(run_info.get("card_template", "encoder.md.j2")).read_text(encoding="utf-8")
-    card = ModelCard.from_template(card_data, template_str=template, results=results,
-                                   repo_id=run_info.get("repo_id") or "ORG/" + run_info["model_name"], **run_info)
+    # the repo the card's loading code names: the one it is pushed to once known (`hf-ssl push`), else a placeholder
+    repo_id = run_info.get("repo_id") or "ORG/" + run_info["model_name"]
+    card = ModelCard.from_template(card_data, template_str=template, results=results, **{**run_info, "repo_id": repo_id})
     path = out_dir / "README.md"
     card.save(path)
     return path

@@ -23,6 +23,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..errors import HfSslError
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import export_pretrained, write_json_atomic
+from ..hub.push import push_folder, validate_repo_id
 from ..modeling.image_method import method_config_fields
 from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
@@ -101,6 +102,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     out_dir = Path(training_args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise HfSslError(f"--output_dir {out_dir} is a file, not a folder")
+    hub = _hub_destination(training_args)  # checked now, not after hours of training
     modality = get_modality(method.modality)
     requested = _requested_protocols(args.eval_protocols, modality)
     config, checkpoint = build_config(method, args, overrides)
@@ -117,7 +119,10 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     if checkpoint is not None:
         model.load_encoder_weights(checkpoint)
 
-    training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False)
+    # push_to_hub=False: Trainer would push checkpoints/ (optimizer states) at every save and contact the Hub
+    # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
+    training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False,
+                                        push_to_hub=False)
     # Per-step side effects (EMA teachers, schedules, queues) live in model hooks the callbacks call once per
     # optimizer step; models without the hooks (MAE) are left alone.
     trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
@@ -135,12 +140,21 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
 
     run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
                          train_minutes, command, checkpoint, out_dir)
+    if hub is not None:
+        run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
     export_pretrained(trainer.model, method, out_dir, run_info, prepared.processor)
     modality.verify_export(out_dir, config, dataset)
     results = modality.evaluate(trainer.model, config, dataset, prepared, args, protocols) if protocols else {}
     if results:
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
     write_model_card(out_dir, run_info, results)
+    if hub is not None:
+        try:
+            commit_url = push_folder(out_dir, **hub)
+        except HfSslError as e:  # the run is not lost: say how to publish it later
+            raise HfSslError(f"{e} (OUT is complete: publish it with `hf-ssl push {out_dir} --repo_id "
+                             f"{hub['repo_id']}`)") from None
+        print(f"Pushed {out_dir} to {hub['repo_id']}: {commit_url}")
     return results
 
 
@@ -152,6 +166,16 @@ class SSLTrainer(Trainer):
         names = super().get_decay_parameter_names(model)
         excluded = getattr(unwrap_model(model), "no_weight_decay", lambda: set())()
         return [name for name in names if name not in excluded]
+
+
+def _hub_destination(training_args: TrainingArguments) -> dict[str, Any] | None:
+    """`push_folder` arguments from the `--push_to_hub`/`--hub_*` TrainingArguments flags (None: no push)."""
+    if not training_args.push_to_hub:
+        return None
+    if not training_args.hub_model_id:
+        raise HfSslError("--push_to_hub needs --hub_model_id ORG/NAME (the repo to publish OUT in)")
+    return dict(repo_id=validate_repo_id(training_args.hub_model_id), private=bool(training_args.hub_private_repo),
+                revision=training_args.hub_revision, token=training_args.hub_token)
 
 
 def _requested_protocols(spec: str, modality: Modality) -> list[str] | None:
