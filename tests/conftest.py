@@ -8,6 +8,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under pytest-xdist, each worker (and every process it starts) gets its share of the cores: torch's default of
+# one thread per core in every worker would oversubscribe them. Set before anything imports torch.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 # Put at the top of a script run in a fresh process: hf_ssl cannot be imported there, as on the machine
 # of a user who only has transformers.

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.distributed
 
 def test_torchrun_two_processes_train_and_export_once(tmp_path):
     out = tmp_path / "ddp"
-    torchrun = [shutil.which("torchrun") or "", "--nproc_per_node", "2"]
+    torchrun = [shutil.which("torchrun") or "", "--standalone", "--nproc_per_node", "2"]
     if not torchrun[0]:
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     result = subprocess.run(
         [*torchrun, "-m", "hf_ssl.cli", "pretrain", "--preset", "tiny", "--max_steps", "3", "--logging_steps", "1",
          "--per_device_train_batch_size", "8", "--output_dir", str(out)],
