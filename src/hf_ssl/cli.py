@@ -51,6 +51,9 @@ def list_methods(argv: list[str]) -> None:
         for name, preset in method.presets.items():
             print(f"{'':<16}--preset {name}: {preset.description}")
     print("\nbuilt-in datasets: " + ", ".join(BUILTIN_DATASETS) + " (or imagefolder:PATH, a Hub dataset id)")
+    from .data.text import BUILTIN_TEXT_CORPORA
+
+    print("built-in text corpora: " + ", ".join(BUILTIN_TEXT_CORPORA) + " (or text:GLOB, a Hub dataset id)")
 
 
 def pretrain(argv: list[str]) -> None:
