@@ -78,6 +78,9 @@ def pretrain(argv: list[str]) -> None:
     parser = HfArgumentParser((PretrainArguments, method_arguments, TrainingArguments), prog="hf-ssl pretrain",
                               description=f"Pretrain with Trainer. Method flags are {method.config_class.__name__} fields.")
     _one_line_errors(parser)
+    from .training.modalities import get_modality
+
+    known.dataset = known.dataset or get_modality(method.modality).default_dataset
     dataset_slug = known.dataset.split(":")[-1].rstrip("/").split("/")[-1] or "data"
     import torch
 
@@ -103,8 +106,9 @@ def pretrain(argv: list[str]) -> None:
     if results is not None and training_args.process_index == 0:
         print(f"\nExported to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
         for name, entry in results.items():
-            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: "
-                  f"{100 * entry['value']:.2f}%")
+            value = entry["value"]
+            shown = f"{100 * value:.2f}%" if entry.get("metric", "accuracy") == "accuracy" else f"{value:.4g}"
+            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: {shown}")
 
 
 def evaluate(argv: list[str]) -> None:

@@ -5,8 +5,10 @@ from ..registry import register_method
 from .barlow_twins import METHOD as BARLOW_TWINS_METHOD
 from .byol import METHOD as BYOL_METHOD
 from .clip import METHOD as CLIP_METHOD
+from .clm import METHOD as CLM_METHOD
 from .dino import METHOD as DINO_METHOD
 from .mae import METHOD as MAE_METHOD
+from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
 from .simsiam import METHOD as SIMSIAM_METHOD
@@ -15,6 +17,6 @@ from .vicreg import METHOD as VICREG_METHOD
 
 for _method in (
     MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
-    BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD,
+    BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD, MLM_METHOD, CLM_METHOD,
 ):
     register_method(_method)

@@ -38,8 +38,9 @@ class PretrainArguments:
     `TrainingArguments` flag are accepted too."""
 
     method: str = field(default="mae", metadata={"help": "SSL method (see `hf-ssl list`)"})
-    dataset: str = field(default="digits", metadata={
-        "help": "digits | fashion_mnist | imagefolder:PATH | a Hub dataset id or local dataset folder"})
+    dataset: str | None = field(default=None, metadata={
+        "help": "images: digits (default) | fashion_mnist | imagefolder:PATH; text: python-docs (default) | austen | "
+                "text:GLOB; or a Hub dataset id or local dataset folder"})
     data_dir: str | None = field(default=None, metadata={"help": "where a built-in dataset's files are"})
     image_column: str | None = field(default=None, metadata={"help": "image column (auto-detected)"})
     label_column: str | None = field(default=None, metadata={"help": "label column for evaluation (auto-detected)"})
@@ -101,6 +102,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     modality = get_modality(method.modality)
     requested = _requested_protocols(args.eval_protocols, modality)
     config, checkpoint = build_config(method, args, overrides)
+    if args.dataset is None:
+        args.dataset = modality.default_dataset
     dataset = modality.load_dataset(args)
     protocols = modality.resolve_protocols(requested, dataset)
     if requested is None and not protocols:
@@ -175,8 +178,8 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,
         method_limitations=method.limitations, tags=list(method.tags), preset=args.preset or method.default_preset,
-        modality=modality.name, card_template=modality.card_template, pipeline_tag=modality.pipeline_tag,
-        task_type=modality.task_type,
+        modality=modality.name, card_template=modality.card_template,
+        **modality.card_tags(config),
         dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split,
         num_train_images=num_examples, model_name=out_dir.resolve().name,
         architecture=type(encoder).__name__,
