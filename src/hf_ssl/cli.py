@@ -114,13 +114,14 @@ def pretrain(argv: list[str]) -> None:
 def evaluate(argv: list[str]) -> None:
     parser = _parser("hf-ssl evaluate", "Evaluate an exported encoder on a labelled dataset; prints JSON.")
     parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any encoder folder)")
-    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset", default=None, help="default: digits (images), python-docs (text protocols)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
     parser.add_argument("--text_column", default=None, help="captions (retrieval)")
     parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear; image-text models also "
-                        "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways)")
+                        "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways); masked "
+                        "language models fill-mask, causal ones perplexity (held-out, next to a unigram baseline)")
     parser.add_argument("--k", type=int, default=20, help="kNN neighbours")
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
@@ -130,13 +131,20 @@ def evaluate(argv: list[str]) -> None:
     from .data.datasets import load_image_dataset
     from .evaluation.image_protocols import evaluate_image_encoder
     from .evaluation.image_text import evaluate_image_text_model, load_image_text_model
-    from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
-    from .hub.export import SSL_SUBDIR, write_json_atomic
     from .nn.backbone import load_encoder
 
     model_dir = Path(args.model)
-    dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column, args.text_column)
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    # --- text models (language-model protocols) ---
+    from .evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model_folder
+
+    if any(p in LANGUAGE_PROTOCOLS for p in protocols):
+        results = evaluate_language_model_folder(model_dir, args.dataset, args.data_dir, args.text_column, protocols)
+        _record_evaluation(model_dir, results)
+        return
+    # --- end of text models ---
+    dataset = load_image_dataset(args.dataset or "digits", args.data_dir, args.image_column, args.label_column,
+                                 args.text_column)
     image_text = load_image_text_model(model_dir)  # None for an image encoder
     if image_text is not None:
         model, processor = image_text
@@ -152,6 +160,14 @@ def evaluate(argv: list[str]) -> None:
             encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
             protocols=protocols, pooling=args.pooling, k=args.k,
             temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size)
+    _record_evaluation(model_dir, results)
+
+
+def _record_evaluation(model_dir: Path, results: dict) -> None:
+    """Print the results as JSON; in a writable model folder, merge them into eval_results.json and the card."""
+    from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
+    from .hub.export import SSL_SUBDIR, write_json_atomic
+
     print(json.dumps(results, indent=2))
     if model_dir.is_dir() and os.access(model_dir, os.W_OK):
         all_results = {**read_json(model_dir / EVAL_RESULTS_FILE), **results}

@@ -134,3 +134,32 @@ def evaluate_language_model(model: PreTrainedModel, tokenizer: PreTrainedTokeniz
         else:
             raise HfSslError(f"unknown language-model protocol '{protocol}' (available: {', '.join(LANGUAGE_PROTOCOLS)})")
     return results
+
+
+def evaluate_language_model_folder(model_dir: str, dataset: str | None, data_dir: str | None,
+                                   text_column: str | None, protocols: list[str]) -> dict[str, dict[str, Any]]:
+    """`hf-ssl evaluate` on an exported language model (or any masked/causal LM folder or Hub id with a fast
+    tokenizer): fill-mask loads it as `AutoModelForMaskedLM`, perplexity as `AutoModelForCausalLM`. Blocks are as long
+    as the tokenizer's `model_max_length` (hf-ssl saves the training length there), at most the model's positions."""
+    import transformers
+
+    from ..data.text import load_text_corpus, text_corpus_name
+    from ..data.tokenizers import load_tokenizer
+    from ..errors import first_line
+
+    unknown = [p for p in protocols if p not in LANGUAGE_PROTOCOLS]
+    kinds = {LANGUAGE_PROTOCOLS[p] for p in protocols if p in LANGUAGE_PROTOCOLS}
+    if unknown or len(kinds) != 1:
+        raise HfSslError(f"language-model protocols are {' or '.join(LANGUAGE_PROTOCOLS)}, one at a time "
+                         f"(got {', '.join(protocols)})")
+    causal = kinds.pop()
+    auto_class = transformers.AutoModelForCausalLM if causal else transformers.AutoModelForMaskedLM
+    tokenizer = load_tokenizer(str(model_dir))
+    try:
+        model = auto_class.from_pretrained(str(model_dir), use_safetensors=True)
+    except (OSError, ValueError) as e:
+        raise HfSslError(f"cannot load {model_dir} as a {auto_class.__name__}: {first_line(e)}") from None
+    positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 512)
+    max_length = min(int(tokenizer.model_max_length), int(positions))
+    corpus = load_text_corpus(dataset, data_dir, text_column)
+    return evaluate_language_model(model, tokenizer, corpus, text_corpus_name(dataset), max_length, protocols)
