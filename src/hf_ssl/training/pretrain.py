@@ -68,7 +68,14 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
     if preset_name not in method.presets:
         raise HfSslError(f"unknown preset '{preset_name}' for {method.name} (available: {', '.join(method.presets)})")
     config_kwargs = dict(method.presets[preset_name].config)
-    backbone_spec = config_kwargs.pop("backbone")
+    backbone_spec = config_kwargs.pop("backbone", None)  # None: a method without a backbone (word2vec)
+    if backbone_spec is None:
+        if args.backbone is not None:
+            raise HfSslError(f"{method.name} has no backbone: --backbone does not apply")
+        try:
+            return method.config_class(**{k: v for k, v in {**config_kwargs, **overrides}.items() if v is not None}), None
+        except (StrictDataclassClassValidationError, ValueError, TypeError) as e:
+            raise HfSslError(f"invalid {method.name} configuration: {_innermost_message(e)}") from None
     backbone_overrides = dict(config_kwargs.pop("backbone_overrides", {}))
     if args.backbone is not None:
         backbone_spec = args.backbone

@@ -92,3 +92,4 @@ def get_modality(name: str) -> Modality:
 
 
 from . import image, image_text, text  # noqa: E402,F401  (each registers itself; they import the base above)
+from . import word_vectors  # noqa: E402,F401
