@@ -121,11 +121,16 @@ def evaluate(argv: list[str]) -> None:
     parser.add_argument("--text_column", default=None, help="captions (retrieval)")
     parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear; image-text models also "
                         "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways); masked "
-                        "language models fill-mask, causal ones perplexity (held-out, next to a unigram baseline)")
+                        "language models fill-mask, causal ones perplexity (held-out, next to a unigram baseline); word2vec "
+                        "word-similarity (Spearman) and analogy (3CosAdd accuracy)")
     parser.add_argument("--k", type=int, default=20, help="kNN neighbours")
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
     parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--pairs", default=None, help="word-similarity: word1,word2,score file (default: gensim's "
+                        "WordSim-353)")
+    parser.add_argument("--questions", default=None, help="analogy: Google analogy style file (default: gensim's "
+                        "questions-words.txt)")
     args = parser.parse_args(argv)
 
     from .data.datasets import load_image_dataset
@@ -143,6 +148,15 @@ def evaluate(argv: list[str]) -> None:
         _record_evaluation(model_dir, results)
         return
     # --- end of text models ---
+    # --- word vectors (word2vec folders or word2vec text files) ---
+    from .evaluation.word_vectors import WORD_VECTOR_PROTOCOLS, evaluate_word_vectors, load_word_vectors, protocol_files
+
+    if any(p in WORD_VECTOR_PROTOCOLS for p in protocols):
+        protocol_files(protocols, args.pairs, args.questions)  # a missing file is an error before the model loads
+        vectors, words = load_word_vectors(args.model)
+        _record_evaluation(model_dir, evaluate_word_vectors(vectors, words, protocols, args.pairs, args.questions))
+        return
+    # --- end of word vectors ---
     dataset = load_image_dataset(args.dataset or "digits", args.data_dir, args.image_column, args.label_column,
                                  args.text_column)
     image_text = load_image_text_model(model_dir)  # None for an image encoder

@@ -52,6 +52,18 @@ def protocol_file(protocol: str, given: str | None) -> str:
     return path
 
 
+def protocol_files(protocols: Sequence[str], pairs_file: str | None = None,
+                   questions_file: str | None = None) -> dict[str, str]:
+    """Each protocol's file, checked (call it before loading a model: a missing file is found in a second)."""
+    files = {}
+    for protocol in protocols:
+        if protocol not in WORD_VECTOR_PROTOCOLS:
+            raise HfSslError(f"unknown protocol '{protocol}' for word vectors (available: "
+                             f"{', '.join(WORD_VECTOR_PROTOCOLS)})")
+        files[protocol] = protocol_file(protocol, pairs_file if protocol == "word-similarity" else questions_file)
+    return files
+
+
 # ------------------------------------------------------------------------------------------------- file formats
 
 
@@ -161,20 +173,17 @@ def evaluate_word_vectors(vectors: np.ndarray, words: Sequence[str], protocols: 
     """`{protocol: {"protocol", "dataset", "split", "value", "metric", "params", ...}}` for the requested protocols;
     a protocol the vocabulary covers too little of to score (fewer than 3 pairs, no question) is left out, with a
     note on stdout."""
+    files = protocol_files(protocols, pairs_file, questions_file)
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
-        if protocol not in WORD_VECTOR_PROTOCOLS:
-            raise HfSslError(f"unknown protocol '{protocol}' for word vectors (available: "
-                             f"{', '.join(WORD_VECTOR_PROTOCOLS)})")
+        path = files[protocol]
         if protocol == "word-similarity":
-            path = protocol_file(protocol, pairs_file)
             scores = word_similarity(vectors, words, read_word_pairs(path))
             results[protocol] = dict(
                 protocol=protocol, dataset=_dataset_name(path), split="test", value=scores["spearman"],
                 metric="spearmanr", params=dict(pairs_used=scores["pairs_used"], pairs=scores["pairs"]),
                 oov_share=scores["oov_share"])
         else:
-            path = protocol_file(protocol, questions_file)
             scores = analogy_accuracy(vectors, words, read_analogies(path))
             results[protocol] = dict(
                 protocol=protocol, dataset=_dataset_name(path), split="test", value=scores["accuracy"],
