@@ -357,6 +357,7 @@ def word2vec_out(tmp_path_factory):
 
 
 def test_cli_export_loads_in_gensim_and_plain_transformers(word2vec_out):
+    pytest.importorskip("gensim")
     out, _ = word2vec_out
     for name in ("config.json", "model.safetensors", "tokenizer.json", "vectors.txt", "modeling_word2vec.py",
                  "configuration_word2vec.py", "README.md", "ssl/model.safetensors"):
