@@ -17,7 +17,9 @@ def make_collator(config: Word2VecConfig):
 # optimizer step here scores thousands of pairs at once; summed into one SGD step at 0.025 the updates of frequent
 # words add up and training diverged (measured on Austen), so the presets average the loss over the batch's pairs
 # and use Adam (per-parameter step sizes absorb the frequency differences), with the same linear decay to 0 and no
-# gradient clipping or weight decay. `--loss_reduction sum --optim sgd --learning_rate ...` gives the SGD variant.
+# gradient clipping or weight decay. On Austen + Lee (750k tokens, batches of 8,000 words), analogy accuracy after one
+# epoch: Adam lr 0.02 0.5%, 0.05 2.6% (gensim 2.3%); after three: lr 0.05 6.7% (rho 0.22), 0.1 6.5% (rho 0.26).
+# `--loss_reduction sum --optim sgd --learning_rate ...` gives the SGD variant.
 _OPTIM = dict(optim="adamw_torch", weight_decay=0.0, max_grad_norm=0.0, lr_scheduler_type="linear", warmup_steps=0.0,
               adam_beta1=0.9, adam_beta2=0.999)
 
@@ -31,13 +33,13 @@ PRESETS = {
         "the reference defaults (word2vec.c / gensim): skip-gram, 100 dimensions, window 5, 5 noise words, "
         "sample 1e-3, min_count 5, 5 epochs; batches of 8 chunks of 1,000 words",
         config=dict(),
-        training=dict(_OPTIM, learning_rate=0.02, per_device_train_batch_size=8, num_train_epochs=5),
+        training=dict(_OPTIM, learning_rate=0.05, per_device_train_batch_size=8, num_train_epochs=5),
     ),
     "base": Preset(
         "the published Google News vectors' size: 300 dimensions, window 5, 5 noise words, sample 1e-5 (2013b), "
         "min_count 5, 5 epochs",
         config=dict(vector_size=300, sample=1e-5),
-        training=dict(_OPTIM, learning_rate=0.02, per_device_train_batch_size=8, num_train_epochs=5),
+        training=dict(_OPTIM, learning_rate=0.05, per_device_train_batch_size=8, num_train_epochs=5),
     ),
 }
 
