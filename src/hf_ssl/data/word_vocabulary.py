@@ -255,10 +255,6 @@ class Word2VecTrainingData(Dataset):
     def __len__(self) -> int:
         return self.num_chunks
 
-    @property
-    def num_words(self) -> int:
-        return int(self.ids.numel())
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         span = slice(index * self.chunk_words, (index + 1) * self.chunk_words)
         return self.examples(self.ids[span], self.docs[span])
