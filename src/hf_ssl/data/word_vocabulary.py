@@ -22,8 +22,8 @@
   per centre word and shared by the pairs of its window (Ji et al. 2016, "Parallelizing Word2Vec in Shared and
   Distributed Memory"): every pair still gets K independent draws from the noise distribution, so its expected
   loss is the paper's, but the window's pairs are scored in one small matrix product instead of 2·window
-  separate ones (2.3x faster with two threads, 3x with one, measured
-  on 72k pairs here). word2vec.c draws fresh noise words for every pair.
+  separate ones (2.3x faster with two threads, 3x with one, on 72k pairs here). word2vec.c draws fresh noise
+  words for every pair.
 
 Everything per epoch (which tokens survive subsampling, each centre's window, the negatives) is drawn from
 torch's global generator when a chunk of the corpus is fetched, so each epoch sees new samples and a resumed
