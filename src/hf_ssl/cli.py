@@ -52,6 +52,9 @@ def list_methods(argv: list[str]) -> None:
         for name, preset in method.presets.items():
             print(f"{'':<{width + 2}}--preset {name}: {preset.description}")
     print("\nbuilt-in datasets: " + ", ".join(BUILTIN_DATASETS) + " (or imagefolder:PATH, a Hub dataset id)")
+    from .data.text import BUILTIN_TEXT_CORPORA
+
+    print("built-in text corpora: " + ", ".join(BUILTIN_TEXT_CORPORA) + " (or text:GLOB, a Hub dataset id)")
 
 
 def pretrain(argv: list[str]) -> None:
@@ -76,6 +79,9 @@ def pretrain(argv: list[str]) -> None:
     parser = HfArgumentParser((PretrainArguments, method_arguments, TrainingArguments), prog="hf-ssl pretrain",
                               description=f"Pretrain with Trainer. Method flags are {method.config_class.__name__} fields.")
     _one_line_errors(parser)
+    from .training.modalities import get_modality
+
+    known.dataset = known.dataset or get_modality(method.modality).default_dataset
     dataset_slug = known.dataset.split(":")[-1].rstrip("/").split("/")[-1] or "data"
     import torch
 
@@ -101,36 +107,59 @@ def pretrain(argv: list[str]) -> None:
     if results is not None and training_args.process_index == 0:
         print(f"\nExported to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
         for name, entry in results.items():
-            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: "
-                  f"{100 * entry['value']:.2f}%")
+            value = entry["value"]
+            shown = f"{100 * value:.2f}%" if entry.get("metric", "accuracy") == "accuracy" else f"{value:.4g}"
+            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: {shown}")
 
 
 def evaluate(argv: list[str]) -> None:
     parser = _parser("hf-ssl evaluate", "Evaluate an exported encoder on a labelled dataset; prints JSON.")
     parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any encoder folder)")
-    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset", default=None, help="default: digits (images), python-docs (text protocols)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
     parser.add_argument("--text_column", default=None, help="captions (retrieval)")
     parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear; image-text models also "
-                        "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways)")
+                        "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways); masked "
+                        "language models fill-mask, causal ones perplexity (held-out, next to a unigram baseline); word2vec "
+                        "word-similarity (Spearman) and analogy (3CosAdd accuracy)")
     parser.add_argument("--k", type=int, default=20, help="kNN neighbours")
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
     parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--pairs", default=None, help="word-similarity: word1,word2,score file (default: gensim's "
+                        "WordSim-353)")
+    parser.add_argument("--questions", default=None, help="analogy: Google analogy style file (default: gensim's "
+                        "questions-words.txt)")
     args = parser.parse_args(argv)
 
     from .data.datasets import load_image_dataset
     from .evaluation.image_protocols import evaluate_image_encoder
     from .evaluation.image_text import evaluate_image_text_model, load_image_text_model
-    from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
-    from .hub.export import SSL_SUBDIR, write_json_atomic
     from .nn.backbone import load_encoder
 
     model_dir = Path(args.model)
-    dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column, args.text_column)
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    # --- text models (language-model protocols) ---
+    from .evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model_folder
+
+    if any(p in LANGUAGE_PROTOCOLS for p in protocols):
+        results = evaluate_language_model_folder(model_dir, args.dataset, args.data_dir, args.text_column, protocols)
+        _record_evaluation(model_dir, results)
+        return
+    # --- end of text models ---
+    # --- word vectors (word2vec folders or word2vec text files) ---
+    from .evaluation.word_vectors import WORD_VECTOR_PROTOCOLS, evaluate_word_vectors, load_word_vectors, protocol_files
+
+    if any(p in WORD_VECTOR_PROTOCOLS for p in protocols):
+        protocol_files(protocols, args.pairs, args.questions)  # a missing file is an error before the model loads
+        vectors, words = load_word_vectors(args.model)
+        _record_evaluation(model_dir, evaluate_word_vectors(vectors, words, protocols, args.pairs, args.questions))
+        return
+    # --- end of word vectors ---
+    dataset = load_image_dataset(args.dataset or "digits", args.data_dir, args.image_column, args.label_column,
+                                 args.text_column)
     image_text = load_image_text_model(model_dir)  # None for an image encoder
     if image_text is not None:
         model, processor = image_text
@@ -146,6 +175,14 @@ def evaluate(argv: list[str]) -> None:
             encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
             protocols=protocols, pooling=args.pooling, k=args.k,
             temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size)
+    _record_evaluation(model_dir, results)
+
+
+def _record_evaluation(model_dir: Path, results: dict) -> None:
+    """Print the results as JSON; in a writable model folder, merge them into eval_results.json and the card."""
+    from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
+    from .hub.export import SSL_SUBDIR, write_json_atomic
+
     print(json.dumps(results, indent=2))
     if model_dir.is_dir() and os.access(model_dir, os.W_OK):
         all_results = {**read_json(model_dir / EVAL_RESULTS_FILE), **results}

@@ -74,3 +74,30 @@ def _byte_coverage_words() -> list[str]:
                 words.append(char * 2)
                 break
     return words
+
+
+# --- language-model tokenizers (mlm, clm) -----------------------------------------------------------------------
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerBase:
+    """BERT's uncased WordPiece (``##`` continuation pieces; [PAD] [UNK] [CLS] [SEP] [MASK]), trained on `texts` with
+    `tokenizers` through transformers' `train_new_from_iterator`, which keeps BERT's normaliser, pre-tokenizer and
+    `[CLS] A [SEP] B [SEP]` post-processor."""
+    from transformers import BertTokenizer
+
+    return BertTokenizer().train_new_from_iterator(texts, vocab_size=vocab_size)
+
+
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerBase:
+    """GPT-2's byte-level BPE (every byte is a token, so nothing is unknown) with its `<|endoftext|>` token, which
+    separates documents and doubles as padding, trained on `texts`."""
+    from transformers import GPT2Tokenizer
+
+    tokenizer = GPT2Tokenizer().train_new_from_iterator(texts, vocab_size=vocab_size)
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+LANGUAGE_MODEL_TOKENIZER_TRAINERS: dict[str, Callable[[Iterable[str], int], PreTrainedTokenizerBase]] = {
+    "wordpiece": train_wordpiece, "bpe": train_byte_level_bpe,
+}

@@ -17,6 +17,10 @@ PROTOCOL_NAMES = {
     "knn": "kNN (cosine, k={k}, weighted)", "linear": "linear probe (logistic regression)",
     "zero-shot": "zero-shot top-1 ({num_templates} held-out prompt templates)",
     "retrieval": "retrieval, mean of image-text recall@1/5 both ways",
+    "fill-mask": "masked-token top-1 accuracy ({mask_probability:.0%} of tokens masked)",
+    "fill-mask-unigram-baseline": "baseline: always the most frequent training token",
+    "perplexity": "held-out perplexity", "perplexity-unigram-baseline": "baseline: unigram perplexity",
+    "next-token": "next-token top-1 accuracy",
 }
 
 
@@ -30,7 +34,7 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
     out_dir = Path(out_dir)
     results = [
         dict(protocol_name=protocol_display_name(key, entry), dataset=entry["dataset"], split=entry["split"],
-             value=entry["value"])
+             value=entry["value"], metric=entry.get("metric", "accuracy"))
         for key, entry in sorted(eval_results.items())
     ]
     card_data = ModelCardData(

@@ -46,6 +46,9 @@ def export_pretrained(
     try:
         model.exported_encoder().save_pretrained(staging)
         processor.save_pretrained(staging)
+        # files a method adds next to its export (word2vec: vectors.txt in the word2vec text format)
+        if hasattr(model, "export_extra_files"):
+            model.export_extra_files(staging, processor)
         model.save_pretrained(staging / SSL_SUBDIR)
         _add_auto_map_entries(staging / SSL_SUBDIR / "config.json", method.auto_classes)
         (staging / SSL_SUBDIR / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2), encoding="utf-8")

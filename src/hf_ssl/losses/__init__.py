@@ -9,15 +9,16 @@ from .clip import clip_logit_scale, clip_loss
 from .cosine_reconstruction import cosine_reconstruction_loss
 from .dino import dino_loss, update_center
 from .info_nce import info_nce_loss
+from .masked_language_modeling import masked_language_modeling_loss
 from .masked_reconstruction import masked_l1_loss, masked_reconstruction_loss
-from .masked_token_prediction import masked_token_prediction_loss
 from .negative_cosine import byol_loss, negative_cosine_similarity
+from .negative_sampling import negative_sampling_loss
 from .nt_xent import nt_xent_loss
 from .swav import sinkhorn_knopp, swav_loss
 from .vicreg import VICRegLoss, vicreg_loss
 
 __all__ = [
     "VICRegLoss", "barlow_twins_loss", "byol_loss", "clip_logit_scale", "clip_loss", "dino_loss", "info_nce_loss", "masked_reconstruction_loss",
-    "cosine_reconstruction_loss", "masked_l1_loss", "masked_token_prediction_loss",
-    "negative_cosine_similarity", "nt_xent_loss", "sinkhorn_knopp", "swav_loss", "update_center", "vicreg_loss",
+    "cosine_reconstruction_loss", "masked_l1_loss", "masked_language_modeling_loss",
+    "negative_cosine_similarity", "negative_sampling_loss", "nt_xent_loss", "sinkhorn_knopp", "swav_loss", "update_center", "vicreg_loss",
 ]

@@ -6,8 +6,10 @@ from .barlow_twins import METHOD as BARLOW_TWINS_METHOD
 from .beit import METHOD as BEIT_METHOD
 from .byol import METHOD as BYOL_METHOD
 from .clip import METHOD as CLIP_METHOD
+from .clm import METHOD as CLM_METHOD
 from .dino import METHOD as DINO_METHOD
 from .mae import METHOD as MAE_METHOD
+from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
 from .simmim import METHOD as SIMMIM_METHOD
@@ -15,9 +17,11 @@ from .simsiam import METHOD as SIMSIAM_METHOD
 from .swav import METHOD as SWAV_METHOD
 from .vicreg import METHOD as VICREG_METHOD
 from .visual_tokenizer import METHOD as VISUAL_TOKENIZER_METHOD
+from .word2vec import METHOD as WORD2VEC_METHOD
 
 for _method in (
     MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
     BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD, VISUAL_TOKENIZER_METHOD, BEIT_METHOD, SIMMIM_METHOD,
+    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD,
 ):
     register_method(_method)

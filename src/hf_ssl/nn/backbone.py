@@ -60,6 +60,17 @@ BACKBONE_PRESETS: dict[str, dict] = {
                                             intermediate_size=3072, image_size=224, patch_size=16),
                          text_config=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=8,
                                           intermediate_size=2048, max_position_embeddings=77)),
+    # Text models (mlm, clm). The vocabulary and special token ids are set from the tokenizer at training time.
+    # "mini" is Turc et al. 2019's BERT-Mini size (4 layers, 256 wide); "base" is BERT-base / GPT-2 small.
+    "bert-test": dict(model_type="bert", hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=128, max_position_embeddings=128),
+    "bert-mini": dict(model_type="bert", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                      intermediate_size=1024, max_position_embeddings=512),
+    "bert-base": dict(model_type="bert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                      intermediate_size=3072, max_position_embeddings=512),
+    "gpt2-test": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=2, n_positions=128),
+    "gpt2-mini": dict(model_type="gpt2", n_embd=256, n_layer=4, n_head=4, n_positions=512),
+    "gpt2-base": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, n_positions=1024),
 }
 
 # Token-sequence backbones whose pooler we drop: the exported checkpoint then has exactly the

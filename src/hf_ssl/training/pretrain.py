@@ -39,8 +39,9 @@ class PretrainArguments:
     `TrainingArguments` flag are accepted too."""
 
     method: str = field(default="mae", metadata={"help": "SSL method (see `hf-ssl list`)"})
-    dataset: str = field(default="digits", metadata={
-        "help": "digits | fashion_mnist | imagefolder:PATH | a Hub dataset id or local dataset folder"})
+    dataset: str | None = field(default=None, metadata={
+        "help": "images: digits (default) | fashion_mnist | imagefolder:PATH; text: python-docs (default) | austen | "
+                "text:GLOB; or a Hub dataset id or local dataset folder"})
     data_dir: str | None = field(default=None, metadata={"help": "where a built-in dataset's files are"})
     image_column: str | None = field(default=None, metadata={"help": "image column (auto-detected)"})
     label_column: str | None = field(default=None, metadata={"help": "label column for evaluation (auto-detected)"})
@@ -69,7 +70,14 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
     if preset_name not in method.presets:
         raise HfSslError(f"unknown preset '{preset_name}' for {method.name} (available: {', '.join(method.presets)})")
     config_kwargs = dict(method.presets[preset_name].config)
-    backbone_spec = config_kwargs.pop("backbone")
+    backbone_spec = config_kwargs.pop("backbone", None)  # None: a method without a backbone (word2vec)
+    if backbone_spec is None:
+        if args.backbone is not None:
+            raise HfSslError(f"{method.name} has no backbone: --backbone does not apply")
+        try:
+            return method.config_class(**{k: v for k, v in {**config_kwargs, **overrides}.items() if v is not None}), None
+        except (StrictDataclassClassValidationError, ValueError, TypeError) as e:
+            raise HfSslError(f"invalid {method.name} configuration: {_innermost_message(e)}") from None
     backbone_overrides = dict(config_kwargs.pop("backbone_overrides", {}))
     if args.backbone is not None:
         backbone_spec = args.backbone
@@ -106,6 +114,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     modality = get_modality(method.modality)
     requested = _requested_protocols(args.eval_protocols, modality)
     config, checkpoint = build_config(method, args, overrides)
+    if args.dataset is None:
+        args.dataset = modality.default_dataset
     dataset = modality.load_dataset(args)
     protocols = modality.resolve_protocols(requested, dataset)
     if requested is None and not protocols:
@@ -202,8 +212,8 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,
         method_limitations=method.limitations, tags=list(method.tags), preset=args.preset or method.default_preset,
-        modality=modality.name, card_template=modality.card_template, pipeline_tag=modality.pipeline_tag,
-        task_type=modality.task_type,
+        modality=modality.name, card_template=modality.card_template,
+        **modality.card_tags(config),
         dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split,
         num_train_images=num_examples, model_name=out_dir.resolve().name,
         architecture=type(encoder).__name__,

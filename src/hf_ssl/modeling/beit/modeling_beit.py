@@ -22,11 +22,12 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from hf_ssl.errors import HfSslError, first_line
-from hf_ssl.losses.masked_token_prediction import masked_token_prediction_loss
+from hf_ssl.losses.masked_language_modeling import masked_language_modeling_loss
 from hf_ssl.modeling.image_method import ImageMethodModel
 from hf_ssl.modeling.visual_tokenizer.modeling_visual_tokenizer import VisualVQModel
 from hf_ssl.nn.backbone import build_backbone
 from hf_ssl.nn.masking import blockwise_masking, encode_with_mask_token, mask_token_width
+from hf_ssl.nn.token_masking import IGNORE_INDEX
 
 from .configuration_beit import BEiTConfig, tokenizer_location
 
@@ -107,7 +108,8 @@ class BEiTForPreTraining(ImageMethodModel):
         if return_loss:
             if target_ids is None:
                 target_ids = self.tokenizer.tokenize(pixel_values)
-            loss = masked_token_prediction_loss(logits, target_ids, bool_masked_pos)
+            # BERT's loss on visual tokens: the cross-entropy of the masked positions only (Eq. 1)
+            loss = masked_language_modeling_loss(logits, target_ids.masked_fill(~bool_masked_pos.bool(), IGNORE_INDEX))
             with torch.no_grad():
                 masked = bool_masked_pos.bool()
                 accuracy = (logits[masked].argmax(-1) == target_ids[masked]).float().mean()

@@ -41,6 +41,7 @@ class Modality:
     card_template: str = "encoder.md.j2"
     pipeline_tag: str = "feature-extraction"
     task_type: str = "image-classification"  # the model-index task of the evaluation results
+    default_dataset: str = "digits"  # what `--dataset` means when not given
 
     def load_dataset(self, args: PretrainArguments) -> Any:
         raise NotImplementedError
@@ -64,6 +65,11 @@ class Modality:
     def verify_export(self, out_dir: Path, config: PretrainedConfig, dataset: Any) -> None:
         """Check the written folder for mistakes that would load without error but give wrong results."""
 
+    def card_tags(self, config: PretrainedConfig) -> dict[str, str]:
+        """The card's `pipeline_tag` and model-index `task_type`; a modality whose methods serve different pipelines
+        (fill-mask, text-generation) takes them from the method's config."""
+        return {"pipeline_tag": self.pipeline_tag, "task_type": self.task_type}
+
     def card_fields(self, model: PreTrainedModel, config: PretrainedConfig, dataset: Any,
                     args: PretrainArguments) -> dict[str, Any]:
         """The data- and model-specific values of the card template."""
@@ -85,4 +91,5 @@ def get_modality(name: str) -> Modality:
         raise HfSslError(f"unknown modality '{name}' (available: {', '.join(MODALITIES)})") from None
 
 
-from . import image, image_text  # noqa: E402,F401  (each registers itself; they import the base above)
+from . import image, image_text, text  # noqa: E402,F401  (each registers itself; they import the base above)
+from . import word_vectors  # noqa: E402,F401

@@ -1,0 +1,435 @@
+"""Loading text corpora from the sources users name.
+
+One entry point, :func:`load_text_corpus`, turns a short spec into a ``DatasetDict`` with a ``train`` and a
+``test`` split, each holding a string column ``text`` (one document or paragraph per row, blank rows dropped)
+and, where the source has one, a ``label`` column:
+
+- ``python-docs`` (also ``None``): the docstrings of the Python standard library, real English on every machine
+  that has Python (about 5,000 docstrings, 175k words on CPython 3.11); the default for quick runs and tests,
+- ``austen``: Jane Austen's six novels, one paragraph per row, labelled with the novel (Debian package
+  ``r-cran-janeaustenr``, read from R's lazy-load database without R),
+- ``text:GLOB``: plain text files, paragraphs separated by blank lines,
+- anything else: a Hub dataset id or a local dataset folder, through ``datasets.load_dataset``.
+
+The held-out split is a function of each row's text (a CRC-32 of it), not of its position or of a random seed:
+the same corpus always gives the same split, and a paragraph that occurs twice (a chapter heading, a repeated
+docstring) lands on one side only, so the splits never share a row.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import glob
+import gzip
+import inspect
+import os
+import struct
+import sysconfig
+import zlib
+from typing import Any
+
+import datasets
+import numpy as np
+
+from ..errors import HfSslError, first_line
+
+BUILTIN_TEXT_CORPORA: dict[str, str] = {
+    "python-docs": "docstrings of the Python standard library: about 5,000 documents, 175k words of English "
+    "(always available; the default text corpus)",
+    "austen": "Jane Austen's six novels: about 10,000 paragraphs, 718k words, labelled with the novel "
+    "(Debian package r-cran-janeaustenr, or --data_dir)",
+}
+DEFAULT_TEXT_CORPUS = "python-docs"
+TEST_FRACTION = 0.05  # share of rows held out (by a hash of their text)
+
+# Parts of the standard library whose docstrings are not prose about Python, or that are tests and tools:
+# test suites, IDLE, Tk's GUI code, bundled installers, the deprecated 2to3 fixers.
+_STDLIB_SKIP = {
+    "test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "dist-packages",
+    "__pycache__", "venv", "distutils", "pydoc_data",
+}  # fmt: skip
+
+# The six novels in order of publication, under the names the R package gives them.
+AUSTEN_NOVELS = {
+    "sensesensibility": "Sense & Sensibility",
+    "prideprejudice": "Pride & Prejudice",
+    "mansfieldpark": "Mansfield Park",
+    "emma": "Emma",
+    "northangerabbey": "Northanger Abbey",
+    "persuasion": "Persuasion",
+}
+AUSTEN_DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "hf_ssl", "janeaustenr")
+_AUSTEN_DATA_SUBDIR = os.path.join("usr", "lib", "R", "site-library", "janeaustenr", "data")
+AUSTEN_HOW_TO_GET = (
+    "cd /tmp && apt-get download r-cran-janeaustenr && "
+    f"dpkg -x r-cran-janeaustenr_*.deb {AUSTEN_DEFAULT_DIR} (or pass --data_dir DIR where it was extracted)"
+)
+
+
+def load_text_corpus(
+    spec: str | None = None, data_dir: str | None = None, text_column: str | None = None,
+) -> datasets.DatasetDict:
+    """Load the corpus named by ``spec`` (see the module docstring; None means ``python-docs``).
+
+    ``data_dir`` is where ``austen`` looks for the extracted Debian package and ``load_dataset``'s ``data_dir``
+    for Hub datasets. ``text_column`` names the text column of a Hub/local dataset (detected when it has exactly
+    one string column). Raises :class:`HfSslError` for anything the user can fix.
+    """
+    spec = spec or DEFAULT_TEXT_CORPUS
+    if text_column is not None and (spec in BUILTIN_TEXT_CORPORA or spec.startswith("text:")):
+        raise HfSslError(f"--text_column does not apply to {spec}: its text is in the 'text' column")
+    if spec == "python-docs":
+        if data_dir is not None:
+            raise HfSslError("python-docs is read from this Python's standard library: --data_dir does not apply")
+        table = {"text": python_docstrings()}
+        corpus = datasets.Dataset.from_dict(table)
+    elif spec == "austen":
+        corpus = _austen_dataset(data_dir)
+    elif spec.startswith("text:"):
+        corpus = _load_text_files(spec.removeprefix("text:"))
+    else:
+        return _load_generic(spec, data_dir, text_column)
+    return _hold_out(_drop_blank(corpus))
+
+
+def text_corpus_name(spec: str | None) -> str:
+    """The name a model card gives the corpus: the built-in's name, ``text`` for files, the Hub id or folder name."""
+    spec = spec or DEFAULT_TEXT_CORPUS
+    if spec in BUILTIN_TEXT_CORPORA:
+        return spec
+    if spec.startswith("text:"):
+        return "text"
+    return os.path.basename(os.path.normpath(spec)) if os.path.exists(spec) else spec
+
+
+# ---------------------------------------------------------------------------------------------- python-docs
+
+
+def python_docstrings() -> list[str]:
+    """The docstrings (module, class, function) of the public pure-Python standard library, deduplicated, in a
+    fixed order (sorted file paths, then source order).
+
+    Read from the source with ``ast``, not by importing the modules: importing every stdlib module has side
+    effects (``antigravity`` opens a web browser, ``this`` prints) and takes longer. About 2 s here."""
+    root = sysconfig.get_paths()["stdlib"]
+    files = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in _STDLIB_SKIP and not d.startswith(("_", "config-")))
+        files += [os.path.join(directory, n) for n in sorted(names) if n.endswith(".py") and not n.startswith("_")]
+    seen: dict[str, None] = {}  # an ordered set
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+        except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
+            continue  # a file this interpreter cannot parse holds no docstrings for us
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=True)
+                if doc and doc.strip():
+                    seen.setdefault(inspect.cleandoc(doc), None)
+    if not seen:
+        raise HfSslError(f"found no docstrings in the Python standard library at {root} (is it installed?)")
+    return list(seen)
+
+
+# ------------------------------------------------------------------------------------------------ austen
+
+
+def find_austen_data_dir(data_dir: str | None = None) -> str:
+    """The folder holding janeaustenr's ``Rdata.rdx``/``Rdata.rdb``: under ``data_dir`` (the extraction root of
+    the Debian package, the package folder, or the ``data`` folder itself), else under the default location."""
+    roots = [data_dir] if data_dir else [AUSTEN_DEFAULT_DIR, "/"]
+    for root in roots:
+        for sub in (_AUSTEN_DATA_SUBDIR, "data", ""):
+            candidate = os.path.join(root, sub)
+            if os.path.isfile(os.path.join(candidate, "Rdata.rdx")):
+                return candidate
+    where = data_dir or AUSTEN_DEFAULT_DIR
+    raise HfSslError(f"Jane Austen's novels not found in {where}: {AUSTEN_HOW_TO_GET}")
+
+
+def read_austen_novels(data_dir: str | None = None) -> dict[str, list[str]]:
+    """Each novel as its list of lines (R's character vectors), keyed by the package's object names."""
+    path = find_austen_data_dir(data_dir)
+    objects = read_r_lazyload_db(os.path.join(path, "Rdata"))
+    missing = [name for name in AUSTEN_NOVELS if name not in objects]
+    if missing:
+        raise HfSslError(f"{path}/Rdata.rdb lacks the novels {', '.join(missing)}: not janeaustenr's data")
+    return {name: objects[name] for name in AUSTEN_NOVELS}
+
+
+def austen_paragraphs(lines: list[str | None]) -> list[str]:
+    """Lines joined into paragraphs: blank (or NA) lines separate paragraphs, the lines of one are joined by a
+    space."""
+    paragraphs, current = [], []
+    for line in lines:
+        line = (line or "").strip()
+        if line:
+            current.append(line)
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def _austen_dataset(data_dir: str | None) -> datasets.Dataset:
+    novels = read_austen_novels(data_dir)
+    texts, labels = [], []
+    for label, lines in enumerate(novels.values()):
+        paragraphs = austen_paragraphs(lines)
+        texts += paragraphs
+        labels += [label] * len(paragraphs)
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=list(AUSTEN_NOVELS.values()))})
+    return datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+def read_r_lazyload_db(prefix: str) -> dict[str, Any]:
+    """All objects of an R lazy-load database (``PREFIX.rdx`` index + ``PREFIX.rdb`` records), as Python values.
+
+    The index is an R-serialized list whose ``variables`` element maps each object's name to its (offset, length)
+    in the ``.rdb`` file; it is gzip-compressed (``saveRDS``) or, like every record, a 4-byte big-endian
+    uncompressed length followed by a zlib stream. Records may also carry a type byte after the length ('Z' zlib,
+    '0' none; bzip2 '2' and xz 'X' are decoded with the standard library too)."""
+    try:
+        with open(prefix + ".rdx", "rb") as f:
+            raw_index = f.read()
+        with open(prefix + ".rdb", "rb") as f:
+            records = f.read()
+    except OSError as e:
+        raise HfSslError(f"cannot read the R lazy-load database {prefix}: {e}") from None
+    try:
+        index_bytes = gzip.decompress(raw_index) if raw_index[:2] == b"\x1f\x8b" else _r_decompress(raw_index)
+        index = unserialize_r(index_bytes)
+        variables = index["variables"]
+        objects = {}
+        for name, (offset, length) in variables.items():
+            offset, length = int(offset), int(length)
+            objects[name] = unserialize_r(_r_decompress(records[offset : offset + length]))
+    except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error, EOFError, OSError) as e:
+        raise HfSslError(f"{prefix}.rdx/.rdb is not a readable R lazy-load database: {first_line(e)}") from None
+    return objects
+
+
+def _r_decompress(record: bytes) -> bytes:
+    """One lazy-load record: 4-byte big-endian length, optional type byte, compressed data (R's R_decompress1-3)."""
+    (length,) = struct.unpack(">I", record[:4])
+    kind = record[4:5]
+    if kind == b"Z":
+        data = zlib.decompress(record[5:])
+    elif kind == b"0":
+        data = record[5:]
+    elif kind == b"2":
+        import bz2
+
+        data = bz2.decompress(record[5:])
+    elif kind == b"X":
+        import lzma
+
+        data = lzma.decompress(record[5:])
+    else:  # compress = TRUE (the default): no type byte
+        data = zlib.decompress(record[4:])
+    if len(data) != length:
+        raise ValueError(f"record decompresses to {len(data)} bytes, its header says {length}")
+    return data
+
+
+# R's SEXP type codes (R Internals, "Serialization formats").
+_NILSXP, _SYMSXP, _LISTSXP, _CHARSXP, _LGLSXP, _INTSXP, _REALSXP, _STRSXP, _VECSXP = 0, 1, 2, 9, 10, 13, 14, 16, 19
+_REFSXP, _NILVALUE_SXP, _GLOBALENV_SXP, _EMPTYENV_SXP, _BASEENV_SXP, _MISSINGARG_SXP = 255, 254, 253, 242, 241, 251
+_NA_INTEGER = -(2**31)
+
+
+def unserialize_r(data: bytes) -> Any:
+    """Decode R's XDR serialization (version 2 or 3) of the values data sets are made of: NULL, logical, integer,
+    double and character vectors, lists, pairlists and symbols, with attributes. A vector with a ``names``
+    attribute becomes a dict; other vectors become lists (NA as None). Anything else (closures, environments,
+    ALTREP objects) raises ValueError: a data set that holds them is not one this reader is for."""
+    return _RReader(data).read_file()
+
+
+class _RReader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos, self.refs = data, 0, []
+
+    def read_file(self) -> Any:
+        if self.data[:2] != b"X\n":
+            raise ValueError(f"not R XDR serialization (starts with {self.data[:2]!r})")
+        self.pos = 2
+        version = self.int()
+        self.int(), self.int()  # the writer's R version and the minimal reader version
+        if version == 3:
+            encoding_length = self.int()
+            self.pos += encoding_length  # skip the native encoding's name
+        elif version != 2:
+            raise ValueError(f"R serialization version {version} is not supported")
+        return self.item()
+
+    def int(self) -> int:
+        (value,) = struct.unpack_from(">i", self.data, self.pos)
+        self.pos += 4
+        return value
+
+    def length(self) -> int:
+        n = self.int()
+        if n == -1:  # long vector: two more ints
+            upper, lower = self.int(), self.int()
+            n = (upper << 32) + lower
+        return n
+
+    def item(self) -> Any:
+        flags = self.int()
+        kind, has_attr, has_tag = flags & 0xFF, bool(flags & (1 << 9)), bool(flags & (1 << 10))
+        if kind in (_NILVALUE_SXP, _NILSXP, _GLOBALENV_SXP, _EMPTYENV_SXP, _BASEENV_SXP, _MISSINGARG_SXP):
+            return None
+        if kind == _REFSXP:
+            index = flags >> 8 or self.int()
+            return self.refs[index - 1]
+        if kind == _SYMSXP:
+            name = self.item()
+            self.refs.append(name)
+            return name
+        if kind == _CHARSXP:
+            n = self.int()
+            if n == -1:
+                return None  # NA_character_
+            text = self.data[self.pos : self.pos + n]
+            self.pos += n
+            # levels bit 3 marks latin-1; UTF-8, ASCII and native strings decode as UTF-8
+            return text.decode("latin-1" if (flags >> 12) & 4 else "utf-8", errors="replace")
+        if kind == _LISTSXP:
+            attributes = self.item() if has_attr else None
+            entries = []
+            while True:  # a pairlist: (tag, car) cells linked through cdr; read the cdr chain iteratively
+                tag = self.item() if has_tag else None
+                entries.append((tag, self.item()))
+                flags = self.int()
+                if flags & 0xFF in (_NILVALUE_SXP, _NILSXP):
+                    break
+                if flags & 0xFF != _LISTSXP:
+                    raise ValueError(f"pairlist ends in an object of type {flags & 0xFF}")
+                has_attr, has_tag = bool(flags & (1 << 9)), bool(flags & (1 << 10))
+                if has_attr:
+                    self.item()
+            del attributes
+            return dict(entries) if all(isinstance(t, str) for t, _ in entries) else [v for _, v in entries]
+        if kind in (_LGLSXP, _INTSXP):
+            n = self.length()
+            values = np.frombuffer(self.data, dtype=">i4", count=n, offset=self.pos).astype(np.int64).tolist()
+            self.pos += 4 * n
+            values = [None if v == _NA_INTEGER else (bool(v) if kind == _LGLSXP else v) for v in values]
+        elif kind == _REALSXP:
+            n = self.length()
+            values = np.frombuffer(self.data, dtype=">f8", count=n, offset=self.pos).astype(np.float64).tolist()
+            self.pos += 8 * n
+        elif kind in (_STRSXP, _VECSXP):
+            values = [self.item() for _ in range(self.length())]
+        else:
+            raise ValueError(f"R object type {kind} is not supported by this reader")
+        attributes = self.item() if has_attr else None
+        names = attributes.get("names") if isinstance(attributes, dict) else None
+        if isinstance(names, list) and len(names) == len(values):
+            return dict(zip(names, values))
+        return values
+
+
+# ---------------------------------------------------------------------------------------------- text files
+
+
+def _load_text_files(pattern: str) -> datasets.Dataset:
+    if not pattern:
+        raise HfSslError("text: needs a file pattern, e.g. text:'corpus/*.txt'")
+    files = sorted(f for f in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(f))
+    if not files:
+        raise HfSslError(f"text:{pattern} matches no files")
+    try:
+        loaded = datasets.load_dataset("text", data_files={"train": files}, sample_by="paragraph", split="train")
+    except Exception as e:  # undecodable bytes and the like: a problem with the user's files
+        raise HfSslError(f"cannot read the text files of text:{pattern}: {first_line(e)}") from None
+    # a paragraph's lines become one line of text
+    return loaded.map(lambda batch: {"text": [" ".join(t.split()) for t in batch["text"]]}, batched=True)
+
+
+# ------------------------------------------------------------------------------------------ Hub / local datasets
+
+
+def _load_generic(spec: str, data_dir: str | None, text_column: str | None) -> datasets.DatasetDict:
+    is_local = os.path.exists(spec)
+    if "/" not in spec and not is_local:
+        # most likely a mistyped built-in; asking the Hub first costs about 30 s of retries when offline
+        close = difflib.get_close_matches(spec, [*BUILTIN_TEXT_CORPORA, "text"], n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise HfSslError(f"unknown text dataset '{spec}' ({hint}built-in: {', '.join(BUILTIN_TEXT_CORPORA)}; "
+                         "or text:GLOB, a Hub dataset id)")
+    try:
+        loaded = datasets.load_dataset(spec, data_dir=data_dir)
+    except Exception as e:  # not found, offline, gated, bad files: all reported as one line
+        raise HfSslError(f"cannot load dataset '{spec}': {first_line(e)}") from None
+    splits = dict(loaded)
+    if not splits:
+        raise HfSslError(f"dataset {spec} has no splits")
+    train_name = "train" if "train" in splits else next(iter(splits)) if len(splits) == 1 else None
+    if train_name is None:
+        raise HfSslError(f"dataset {spec} has no 'train' split (splits: {', '.join(splits)})")
+    test_name = next((s for s in ("test", "validation") if s in splits and s != train_name), None)
+    column = _text_column(spec, splits[train_name].features, text_column)
+
+    def standard(split: datasets.Dataset) -> datasets.Dataset:
+        keep = [column] + [c for c in ("label",) if c in split.column_names and c != column]
+        split = split.select_columns(keep)
+        return split.rename_column(column, "text") if column != "text" else split
+
+    if test_name is None:
+        return _hold_out(_drop_blank(standard(splits[train_name])))
+    return datasets.DatasetDict({"train": _drop_blank(standard(splits[train_name])),
+                                 "test": _drop_blank(standard(splits[test_name]))})
+
+
+def _text_column(spec: str, features: datasets.Features, requested: str | None) -> str:
+    def is_string(feature: object) -> bool:
+        return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+
+    columns = list(features)
+    if requested is not None:
+        if requested not in features:
+            raise HfSslError(f"dataset {spec} has no column '{requested}' (columns: {', '.join(columns)})")
+        if not is_string(features[requested]):
+            raise HfSslError(f"column '{requested}' of dataset {spec} holds {features[requested]}, not text")
+        return requested
+    strings = [c for c in columns if is_string(features[c])]
+    if len(strings) == 1:
+        return strings[0]
+    if "text" in strings:
+        return "text"
+    if not strings:
+        raise HfSslError(f"dataset {spec} has no text (string) column (columns: {', '.join(columns)})")
+    raise HfSslError(f"dataset {spec} has several text columns ({', '.join(strings)}): name one with --text_column")
+
+
+# ------------------------------------------------------------------------------------------------ splitting
+
+
+def _drop_blank(dataset: datasets.Dataset) -> datasets.Dataset:
+    return dataset.filter(lambda batch: [bool(t and t.strip()) for t in batch["text"]], batched=True)
+
+
+def is_held_out(texts: list[str]) -> np.ndarray:
+    """Whether each text belongs to the test split: the CRC-32 of its UTF-8 bytes, as a fraction of 2**32, falls
+    below TEST_FRACTION."""
+    hashes = np.fromiter((zlib.crc32(t.encode("utf-8")) for t in texts), dtype=np.uint64, count=len(texts))
+    return hashes < np.uint64(int(TEST_FRACTION * 2**32))
+
+
+def _hold_out(dataset: datasets.Dataset) -> datasets.DatasetDict:
+    held_out = is_held_out(dataset["text"])
+    if held_out.all() or not held_out.any():  # a tiny corpus: hold out its last row so both splits exist
+        if len(dataset) < 2:
+            raise HfSslError(f"the corpus holds {len(dataset)} non-blank paragraph(s); it needs at least 2")
+        held_out = np.zeros(len(dataset), dtype=bool)
+        held_out[-1] = True
+    return datasets.DatasetDict({"train": dataset.select(np.flatnonzero(~held_out)),
+                                 "test": dataset.select(np.flatnonzero(held_out))})

@@ -1,0 +1,278 @@
+"""word2vec's data pipeline (Mikolov et al. 2013a/b, as in the reference word2vec.c and gensim), vectorised.
+
+- **Words**: lower-cased runs of letters and digits (`WORD_PATTERN`); the same rule is the exported tokenizer's
+  (a `tokenizers` WordLevel model with a Lowercase normalizer and a Split pre-tokenizer), so a word is split
+  the same way in training and by a user of the exported model. Tokenising and counting run in Rust.
+- **Vocabulary**: the words seen at least `min_count` times, most frequent first (ties alphabetically), so a word's
+  id is its frequency rank, as in gensim's `index_to_key`. Out-of-vocabulary words are dropped from the stream
+  before windows are taken, as in word2vec.c (so a window reaches past them).
+- **Subsampling of frequent words**: each occurrence of a word with count f is kept with probability
+  `min(1, (sqrt(f / (s * T)) + 1) * (s * T) / f)`, T the number of in-vocabulary tokens and s the `sample`
+  threshold. This is the formula of word2vec.c and gensim, not the paper's: 2013b (eq. 5) discards with
+  probability `1 - sqrt(t / f)` with f a relative frequency; the code's keep probability is `sqrt(t/f) + t/f` in
+  relative terms, which keeps more of the moderately frequent words. We follow the code whose defaults
+  (sample 1e-3) everyone uses.
+- **Dynamic window**: each centre word draws its effective window uniformly from 1..window (word2vec.c's
+  `b = rand() % window`), so near words are sampled more often; windows do not cross document boundaries.
+- **Examples**: one row per surviving centre word: its context words (the bag) and K noise words. Skip-gram
+  trains every (context, centre) pair of the row, oriented as in word2vec.c and gensim: the context word's
+  input vector predicts the centre word. CBOW trains the bag's average against the centre.
+- **Negatives**: drawn from the unigram distribution raised to 3/4 (`ns_exponent`), by inverse-CDF sampling on
+  its cumulative table (gensim's `cum_table`), all at once with `torch.searchsorted`. K noise words are drawn
+  per centre word and shared by the pairs of its window (Ji et al. 2016, "Parallelizing Word2Vec in Shared and
+  Distributed Memory"): every pair still gets K independent draws from the noise distribution, so its expected
+  loss is the paper's, but the window's pairs are scored in one small matrix product instead of 2·window
+  separate ones (2.3x faster with two threads, 3x with one, on 72k pairs here). word2vec.c draws fresh noise
+  words for every pair.
+
+Everything per epoch (which tokens survive subsampling, each centre's window, the negatives) is drawn from
+torch's global generator when a chunk of the corpus is fetched, so each epoch sees new samples and a resumed
+Trainer (which restores the RNG state) continues the same stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import HfSslError
+
+# Letters and digits, Unicode-aware; apostrophes, hyphens and underscores split words ("don't" -> don, t), as
+# gensim's simple_preprocess does. Python's `re` and the Rust regex of `tokenizers` agree on this pattern.
+WORD_PATTERN = r"[^\W_]+"
+UNK_TOKEN = "[UNK]"
+VOCABULARY_FILE = "word_vocabulary.json"
+_ENCODE_BATCH = 2048  # documents per encode_batch call: bounds the memory of tokenizers' Encoding objects
+
+
+def word_tokenizer_model(vocab: dict[str, int] | None = None):
+    """The `tokenizers.Tokenizer` that splits text into words like the training pipeline (a WordLevel model over
+    `vocab`, unknown words -> `[UNK]`)."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel(vocab or {UNK_TOKEN: 0}, unk_token=UNK_TOKEN))
+    tokenizer.normalizer = normalizers.Lowercase()
+    # invert=True + "removed": the pattern's matches are the words, everything between them is dropped
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="removed", invert=True)
+    return tokenizer
+
+
+@dataclass
+class WordVocabulary:
+    """The training vocabulary: `words[i]` has id i and was seen `counts[i]` times (descending)."""
+
+    words: list[str]
+    counts: np.ndarray  # int64, one per word
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @property
+    def total(self) -> int:
+        """T: the number of in-vocabulary tokens of the corpus."""
+        return int(self.counts.sum())
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], min_count: int, max_vocab_size: int | None = None) -> WordVocabulary:
+        """Count every word of `texts` (in Rust), keep those seen at least `min_count` times (and, given
+        `max_vocab_size`, only that many of the most frequent). Raises HfSslError when no word qualifies."""
+        from tokenizers import trainers
+
+        counter = word_tokenizer_model()
+        counter.train_from_iterator(texts, trainers.WordLevelTrainer(
+            vocab_size=2**31 - 1, min_frequency=0, special_tokens=[UNK_TOKEN], show_progress=False))
+        ids, _ = encode_texts(counter, texts)
+        counts = np.bincount(ids, minlength=counter.get_vocab_size())
+        by_id = np.empty(counter.get_vocab_size(), dtype=object)
+        for word, i in counter.get_vocab().items():
+            by_id[i] = word
+        unk = counter.token_to_id(UNK_TOKEN)
+        counts[unk] = 0  # never a word (its text may still occur literally: "[unk]" is split into "unk")
+        eligible = np.flatnonzero(counts >= max(min_count, 1))
+        if eligible.size == 0:
+            seen = int((counts > 0).sum())
+            raise HfSslError(f"no word occurs at least min_count={min_count} times in the corpus ({seen} distinct "
+                             f"words, the most frequent {int(counts.max()) if seen else 0} times): lower --min_count "
+                             "or give more text")
+        order = eligible[np.lexsort((by_id[eligible].astype(str), -counts[eligible]))]
+        if max_vocab_size:
+            order = order[:max_vocab_size]
+        return cls(words=[str(w) for w in by_id[order]], counts=counts[order].astype(np.int64))
+
+    # ------------------------------------------------------------------------------------------- persistence
+    def save(self, path: str) -> None:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"words": self.words, "counts": self.counts.tolist()}, f)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> WordVocabulary:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return cls(words=list(data["words"]), counts=np.asarray(data["counts"], dtype=np.int64))
+
+    # ---------------------------------------------------------------------------------------- distributions
+    def keep_probabilities(self, sample: float) -> np.ndarray:
+        """Per word, the probability that an occurrence survives subsampling (word2vec.c / gensim formula, see the
+        module docstring); all ones when `sample` is 0 (no subsampling)."""
+        counts = self.counts.astype(np.float64)
+        if sample <= 0:
+            return np.ones_like(counts)
+        threshold = sample * counts.sum()
+        return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / counts)
+
+    def negative_distribution(self, exponent: float) -> np.ndarray:
+        """P(w) proportional to count(w) ** exponent (0.75 in the paper: the unigram distribution raised to 3/4)."""
+        weights = self.counts.astype(np.float64) ** exponent
+        return weights / weights.sum()
+
+    def tokenizer(self):
+        """The exported tokenizer: a `PreTrainedTokenizerFast` over these words, `[UNK]` last (id len(self))."""
+        from transformers import PreTrainedTokenizerFast
+
+        vocab = {word: i for i, word in enumerate(self.words)}
+        vocab[UNK_TOKEN] = len(self.words)
+        return PreTrainedTokenizerFast(tokenizer_object=word_tokenizer_model(vocab), unk_token=UNK_TOKEN)
+
+
+def cached_vocabulary(work_dir: str, texts: Sequence[str], min_count: int,
+                      max_vocab_size: int | None = None) -> tuple[WordVocabulary, bool]:
+    """The vocabulary a previous run of the same output folder built (word ids must not change under a
+    checkpoint), or a new one built from `texts` and saved. Returns it and whether it was built now."""
+    path = os.path.join(work_dir, VOCABULARY_FILE)
+    if os.path.isfile(path):
+        return WordVocabulary.load(path), False
+    vocabulary = WordVocabulary.from_texts(texts, min_count, max_vocab_size)
+    os.makedirs(work_dir, exist_ok=True)
+    vocabulary.save(path)
+    return vocabulary, True
+
+
+def encode_texts(tokenizer, texts: Sequence[str], drop_id: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All word ids of `texts` in order (int64), and the index of the document each comes from (int64).
+    Tokens equal to `drop_id` (the unknown word) are removed."""
+    id_parts, doc_parts = [], []
+    for start in range(0, len(texts), _ENCODE_BATCH):
+        batch = list(texts[start:start + _ENCODE_BATCH])
+        encodings = tokenizer.encode_batch(batch, add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        id_parts.append(np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum())))
+        doc_parts.append(np.repeat(np.arange(start, start + len(batch), dtype=np.int64), lengths))
+    ids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
+    docs = np.concatenate(doc_parts) if doc_parts else np.zeros(0, np.int64)
+    if drop_id is not None:
+        keep = ids != drop_id
+        ids, docs = ids[keep], docs[keep]
+    return ids, docs
+
+
+def encode_corpus(vocabulary: WordVocabulary, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus as in-vocabulary word ids (unknown words dropped, as word2vec.c does) and their document index."""
+    vocab = {word: i for i, word in enumerate(vocabulary.words)}
+    vocab[UNK_TOKEN] = len(vocabulary.words)
+    return encode_texts(word_tokenizer_model(vocab), texts, drop_id=len(vocabulary.words))
+
+
+# ------------------------------------------------------------------------------------------- per-epoch sampling
+
+
+def subsample(ids: torch.Tensor, keep_probability: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A boolean mask of the tokens that survive subsampling (each independently with its word's probability)."""
+    return torch.rand(ids.shape, generator=generator, dtype=keep_probability.dtype) < keep_probability[ids]
+
+
+def reduced_windows(n: int, window: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each centre word's effective window, uniform on 1..window (word2vec.c's dynamic window)."""
+    return torch.randint(1, window + 1, (n,), generator=generator)
+
+
+def context_bags(ids: torch.Tensor, docs: torch.Tensor, windows: torch.Tensor,
+              max_window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The examples of both architectures: one row per centre word that has at least one context word, holding
+    the ids of the words at offsets -max_window..-1, 1..max_window (0 where absent), the matching validity mask,
+    and the centre ids. A context is valid when it lies in the centre's document and within the centre's reduced
+    window. Skip-gram trains each valid (context, centre) pair of a row; CBOW trains the row's average.
+    One vectorised pass per offset (2 * max_window passes), never one per token."""
+    n = ids.numel()
+    offsets = [o for o in range(-max_window, max_window + 1) if o != 0]
+    bag = ids.new_zeros((n, len(offsets)))
+    valid = torch.zeros((n, len(offsets)), dtype=torch.bool)
+    for column, offset in enumerate(offsets):
+        distance = abs(offset)
+        if distance >= n:
+            continue
+        if offset > 0:  # centre i, context i + offset
+            centre, context = slice(0, n - distance), slice(distance, n)
+        else:  # centre i, context i - distance
+            centre, context = slice(distance, n), slice(0, n - distance)
+        ok = (docs[centre] == docs[context]) & (windows[centre] >= distance)
+        bag[centre, column] = torch.where(ok, ids[context], 0)
+        valid[centre, column] = ok
+    has_context = valid.any(dim=1)
+    return bag[has_context], valid[has_context], ids[has_context]
+
+
+def draw_negatives(cumulative: torch.Tensor, shape: tuple[int, ...],
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Word ids drawn i.i.d. from the distribution whose cumulative sums are `cumulative` (float64, last = 1):
+    inverse-CDF sampling, P(id = j) = cumulative[j] - cumulative[j - 1]."""
+    u = torch.rand(shape, generator=generator, dtype=torch.float64)
+    return torch.searchsorted(cumulative, u, right=True).clamp_(max=cumulative.numel() - 1)
+
+
+class Word2VecTrainingData(Dataset):
+    """The corpus cut into chunks of `chunk_words` in-vocabulary tokens; fetching a chunk draws its examples anew
+    (subsampling, dynamic windows, noise words), so every epoch differs. Each item is a dict of tensors, a whole
+    mini-batch; `concatenate_examples` joins several into one optimizer step's batch:
+
+    - `input_ids` (n, 2 * window): the context words of n centre words, `context_mask` (n, 2 * window) which of
+      them are real (see `context_bags`),
+    - `target_ids` (n,): the centre words,
+    - `negative_ids` (n, negative): noise words, drawn for each centre and shared by its context words.
+
+    A chunk boundary ends a document (one window cut per `chunk_words` tokens)."""
+
+    def __init__(self, ids: np.ndarray, docs: np.ndarray, vocabulary: WordVocabulary, window: int, negative: int,
+                 sample: float, ns_exponent: float, chunk_words: int = 10_000):
+        if ids.size == 0:
+            raise HfSslError("the corpus holds no in-vocabulary word to train on")
+        self.ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        self.docs = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.int64))
+        self.window, self.negative = window, negative
+        self.keep_probability = torch.from_numpy(vocabulary.keep_probabilities(sample)).float()
+        cumulative = np.cumsum(vocabulary.negative_distribution(ns_exponent))
+        cumulative[-1] = 1.0
+        self.cumulative = torch.from_numpy(cumulative)
+        self.chunk_words = chunk_words
+        self.num_chunks = -(-self.ids.numel() // chunk_words)
+
+    def __len__(self) -> int:
+        return self.num_chunks
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        span = slice(index * self.chunk_words, (index + 1) * self.chunk_words)
+        return self.examples(self.ids[span], self.docs[span])
+
+    def examples(self, ids: torch.Tensor, docs: torch.Tensor,
+                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        kept = subsample(ids, self.keep_probability, generator)
+        ids, docs = ids[kept], docs[kept]
+        windows = reduced_windows(ids.numel(), self.window, generator)
+        bags, mask, centres = context_bags(ids, docs, windows, self.window)
+        batch = {"input_ids": bags, "context_mask": mask, "target_ids": centres}
+        batch["negative_ids"] = draw_negatives(self.cumulative, (batch["target_ids"].numel(), self.negative), generator)
+        return batch
+
+
+def concatenate_examples(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The collator: several chunks' examples as one batch."""
+    return {key: torch.cat([item[key] for item in items]) for key in items[0]}
+
+

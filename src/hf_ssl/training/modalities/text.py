@@ -1,0 +1,163 @@
+"""Text: the modality of the language-modelling methods (mlm, clm). Loads a corpus (`hf_ssl.data.text`), gets a
+tokenizer (given, a checkpoint's own, or trained on the corpus and cached for resuming), packs the corpus into
+fixed-length blocks (or BERT's sentence pairs with `nsp`), exports the tokenizer next to the native language model,
+and evaluates on the held-out split next to a token-frequency baseline.
+
+What differs between the methods comes from their config's class attributes: `tokenizer_kind` (which tokenizer to
+train), `causal` (how blocks are framed, which protocol applies) and `pipeline_tag` (the card's task)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import AutoConfig, PreTrainedTokenizerBase
+
+from ...data.language_modeling import block_framing, continuation_token_table, next_sentence_pairs, pack_blocks
+from ...data.text import load_text_corpus, text_corpus_name
+from ...data.tokenizers import LANGUAGE_MODEL_TOKENIZER_TRAINERS, load_tokenizer, trained_or_cached_tokenizer
+from ...errors import HfSslError
+from ...evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model
+from ...nn.backbone import describe_backbone, is_checkpoint_spec
+from . import Modality, PreparedData, register_modality
+
+
+@dataclass
+class TextCorpus:
+    """A loaded corpus: `splits` has "train" and "test", each with a "text" column."""
+
+    name: str
+    splits: datasets.DatasetDict
+    train_split: str = "train"
+    test_split: str = "test"
+
+
+def supported_protocols(config) -> list[str]:
+    """The evaluation protocols that apply to a method's model: fill-mask for masked LMs, perplexity for causal."""
+    return [p for p, causal in LANGUAGE_PROTOCOLS.items() if causal == config.causal]
+
+
+class TextModality(Modality):
+    name = "text"
+    default_dataset = "python-docs"
+    protocols = tuple(LANGUAGE_PROTOCOLS)
+    default_protocols = tuple(LANGUAGE_PROTOCOLS)  # narrowed to the model's kind in `prepare` and `evaluate`
+    card_template = "text.md.j2"
+    pipeline_tag = "fill-mask"
+    task_type = "fill-mask"
+
+    def load_dataset(self, args) -> TextCorpus:
+        return TextCorpus(name=text_corpus_name(args.dataset),
+                          splits=load_text_corpus(args.dataset, args.data_dir, args.text_column))
+
+    def card_tags(self, config) -> dict[str, str]:
+        return {"pipeline_tag": config.pipeline_tag, "task_type": config.pipeline_tag}
+
+    def prepare(self, config, dataset: TextCorpus, args, work_dir: str) -> PreparedData:
+        requested = [p.strip() for p in args.eval_protocols.split(",") if p.strip()]
+        if args.eval_protocols not in ("auto", "none"):
+            unsupported = [p for p in requested if p not in supported_protocols(config)]
+            if unsupported:
+                raise HfSslError(f"cannot evaluate {unsupported[0]} on a {config.pipeline_tag} model "
+                                 f"(its protocols: {', '.join(supported_protocols(config))})")
+        train = dataset.splits["train"]
+        tokenizer = self._tokenizer(config, args, work_dir, train)
+        self._fit_config(config, tokenizer, args)
+        table = continuation_token_table(tokenizer) if getattr(config, "whole_word_mask", False) else None
+        try:
+            if getattr(config, "nsp", False):
+                blocks = next_sentence_pairs(train, tokenizer, config.max_length, seed=0,
+                                             continuation_table=table)
+            else:
+                prefix, suffix, document_end = block_framing(tokenizer, config.causal)
+                blocks = pack_blocks(train.select_columns(["text"]), tokenizer, config.max_length, prefix_ids=prefix,
+                                     suffix_ids=suffix, document_end_ids=document_end, continuation_table=table)
+        except ValueError as e:
+            raise HfSslError(f"cannot build training examples from {dataset.name}: {e}") from None
+        if len(blocks) == 0:
+            raise HfSslError(f"{dataset.name} yields no training examples")
+        return PreparedData(train_dataset=blocks, processor=tokenizer)
+
+    def _tokenizer(self, config, args, work_dir: str, train: datasets.Dataset) -> PreTrainedTokenizerBase:
+        """Given (--tokenizer), the continued checkpoint's own (--backbone), or trained on the corpus."""
+        if args.tokenizer:
+            return load_tokenizer(args.tokenizer)
+        if args.backbone and is_checkpoint_spec(args.backbone):
+            return load_tokenizer(args.backbone)
+        trainer = LANGUAGE_MODEL_TOKENIZER_TRAINERS[config.tokenizer_kind]
+
+        def texts():
+            for start in range(0, len(train), 1000):
+                yield train[start : start + 1000]["text"]
+
+        tokenizer, trained = trained_or_cached_tokenizer(work_dir, lambda: trainer(texts(), config.tokenizer_vocab_size))
+        if trained:
+            print(f"Trained a {len(tokenizer)}-token {config.tokenizer_kind} tokenizer on {len(train)} documents")
+        return tokenizer
+
+    @staticmethod
+    def _fit_config(config, tokenizer: PreTrainedTokenizerBase, args) -> None:
+        """Make the backbone agree with the tokenizer before the model is built: vocabulary size (a trained
+        tokenizer's own; a checkpoint's embedding table must hold every id) and the special token ids the exported
+        model and pipelines read."""
+        backbone = config.backbone_config
+        tokenizer.model_max_length = config.max_length  # pipelines then truncate to what the model was trained on
+        starting_from_checkpoint = bool(args.backbone and is_checkpoint_spec(args.backbone))
+        if starting_from_checkpoint:
+            if len(tokenizer) > backbone.vocab_size:
+                raise HfSslError(f"the tokenizer has {len(tokenizer)} tokens but {args.backbone} embeds only "
+                                 f"{backbone.vocab_size}: use the checkpoint's own tokenizer")
+        else:
+            backbone.vocab_size = len(tokenizer)
+        if tokenizer.pad_token_id is not None:
+            backbone.pad_token_id = tokenizer.pad_token_id
+        if config.causal:
+            if tokenizer.eos_token_id is None:
+                raise HfSslError("a causal language model needs a tokenizer with an end-of-text (eos) token")
+            backbone.eos_token_id = tokenizer.eos_token_id
+            backbone.bos_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+            if backbone.pad_token_id is None:
+                backbone.pad_token_id = tokenizer.eos_token_id
+        else:
+            if tokenizer.mask_token_id is None:
+                raise HfSslError("a masked language model needs a tokenizer with a [MASK] token")
+            config.mask_token_id = tokenizer.mask_token_id
+            if getattr(config, "nsp", False) and (tokenizer.cls_token_id is None or tokenizer.sep_token_id is None):
+                raise HfSslError("next-sentence prediction needs a tokenizer with [CLS] and [SEP] tokens")
+
+    def evaluate(self, model, config, dataset: TextCorpus, prepared: PreparedData, args,
+                 protocols: list[str]) -> dict[str, dict[str, Any]]:
+        applicable = [p for p in protocols if p in supported_protocols(config)]
+        return evaluate_language_model(model.exported_encoder(), prepared.processor, dataset.splits, dataset.name,
+                                       config.max_length, applicable)
+
+    def verify_export(self, out_dir: Path, config, dataset: TextCorpus) -> None:
+        """Without tokenizer.json the pipeline tokenizes everything as unknown; ids beyond the embedding table crash
+        only on the texts that contain them; a missing [MASK] / end-of-text token breaks the pipeline."""
+        if not (out_dir / "tokenizer.json").is_file():
+            raise HfSslError(f"export error: {out_dir} lacks tokenizer.json")
+        tokenizer = load_tokenizer(str(out_dir))
+        exported = AutoConfig.from_pretrained(out_dir)
+        if len(tokenizer) > exported.vocab_size:
+            raise HfSslError(f"export error: the tokenizer has {len(tokenizer)} tokens, the model embeds "
+                             f"{exported.vocab_size}")
+        special = tokenizer.eos_token_id if config.causal else tokenizer.mask_token_id
+        if special is None:
+            raise HfSslError(f"export error: the tokenizer in {out_dir} lacks its "
+                             f"{'end-of-text' if config.causal else '[MASK]'} token")
+
+    def card_fields(self, model, config, dataset: TextCorpus, args) -> dict[str, Any]:
+        native = model.exported_encoder()
+        return dict(
+            backbone_description=describe_backbone(native), max_length=config.max_length,
+            vocab_size=native.config.vocab_size, causal=config.causal,
+            tokenizer_description=(f"`{args.tokenizer or args.backbone}`'s tokenizer"
+                                   if args.tokenizer or (args.backbone and is_checkpoint_spec(args.backbone))
+                                   else f"a {config.tokenizer_kind} tokenizer trained on the corpus"),
+            nsp=bool(getattr(config, "nsp", False)),
+        )
+
+
+register_modality(TextModality())
