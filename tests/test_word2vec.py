@@ -362,6 +362,8 @@ def test_cli_export_loads_in_gensim_and_plain_transformers(word2vec_out):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "vectors.txt", "modeling_word2vec.py",
                  "configuration_word2vec.py", "README.md", "ssl/model.safetensors"):
         assert (out / name).is_file(), name
+    card = (out / "README.md").read_text()
+    assert "text:*.txt" in card and str(word2vec_out[1]) not in card  # the corpus glob without its local folder
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_word2vec.Word2VecModel"
     # the same batch scored by hf_ssl's model, to compare with the exported copy's loss (which cannot import hf_ssl)

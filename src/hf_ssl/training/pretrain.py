@@ -119,7 +119,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     dataset = modality.load_dataset(args)
     protocols = modality.resolve_protocols(requested, dataset)
     if requested is None and not protocols:
-        print(f"Not evaluated after training: {dataset.name} has no labelled test split.")
+        print(f"Not evaluated after training: no {modality.name} protocol applies to {dataset.name} (a labelled test "
+              "split, or the protocol's reference files, are missing).")
 
     checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
     with training_args.main_process_first(desc="preparing the training data"):
