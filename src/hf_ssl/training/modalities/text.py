@@ -39,18 +39,23 @@ def supported_protocols(config) -> list[str]:
     return [p for p, causal in LANGUAGE_PROTOCOLS.items() if causal == config.causal]
 
 
-class TextModality(Modality):
-    name = "text"
+class TextCorpusModality(Modality):
+    """Base of the modalities that train on a text corpus (`--dataset python-docs | austen | text:GLOB | Hub id`)."""
+
     default_dataset = "python-docs"
+
+    def load_dataset(self, args) -> TextCorpus:
+        return TextCorpus(name=text_corpus_name(args.dataset),
+                          splits=load_text_corpus(args.dataset, args.data_dir, args.text_column))
+
+
+class TextModality(TextCorpusModality):
+    name = "text"
     protocols = tuple(LANGUAGE_PROTOCOLS)
     default_protocols = tuple(LANGUAGE_PROTOCOLS)  # narrowed to the model's kind in `prepare` and `evaluate`
     card_template = "text.md.j2"
     pipeline_tag = "fill-mask"
     task_type = "fill-mask"
-
-    def load_dataset(self, args) -> TextCorpus:
-        return TextCorpus(name=text_corpus_name(args.dataset),
-                          splits=load_text_corpus(args.dataset, args.data_dir, args.text_column))
 
     def card_tags(self, config) -> dict[str, str]:
         return {"pipeline_tag": config.pipeline_tag, "task_type": config.pipeline_tag}

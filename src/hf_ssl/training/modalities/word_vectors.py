@@ -5,45 +5,28 @@ model's export hook, `vectors.txt`), and evaluates the vectors on word similarit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
-
-from ...data.text import load_text_corpus, text_corpus_name
 from ...data.word_vocabulary import VOCABULARY_FILE, Word2VecTrainingData, cached_vocabulary, encode_corpus
 from ...errors import HfSslError
 from ...evaluation.word_vectors import WORD_VECTOR_PROTOCOLS, default_protocol_file, evaluate_word_vectors
 from ...modeling.word2vec.modeling_word2vec import WORD2VEC_TEXT_FILE
-from . import Modality, PreparedData, register_modality
+from . import PreparedData, register_modality
+from .text import TextCorpus, TextCorpusModality
 
 CHUNK_WORDS = 1_000  # corpus words per training example; a batch of B examples holds about B * 1,000 words
 
 
-@dataclass
-class WordCorpus:
-    """A loaded corpus: `splits` has "train" and "test", each with a "text" column."""
-
-    name: str
-    splits: datasets.DatasetDict
-    train_split: str = "train"
-
-
-class WordVectorModality(Modality):
+class WordVectorModality(TextCorpusModality):
     name = "words"
-    default_dataset = "python-docs"
     protocols = WORD_VECTOR_PROTOCOLS
     default_protocols = WORD_VECTOR_PROTOCOLS
     card_template = "word_vectors.md.j2"
     pipeline_tag = "feature-extraction"
     task_type = "word-similarity"
 
-    def load_dataset(self, args) -> WordCorpus:
-        return WordCorpus(name=text_corpus_name(args.dataset),
-                          splits=load_text_corpus(args.dataset, args.data_dir, args.text_column))
-
-    def resolve_protocols(self, requested: list[str] | None, dataset: WordCorpus) -> list[str]:
+    def resolve_protocols(self, requested: list[str] | None, dataset: TextCorpus) -> list[str]:
         """Usually both, with gensim's WordSim-353 and analogy files; without gensim none (asked for: an error now,
         before training, not after)."""
         if requested is None:
@@ -54,7 +37,7 @@ class WordVectorModality(Modality):
                                  f"gensim`); or train with --eval_protocols none and run `hf-ssl evaluate` with a file")
         return requested
 
-    def prepare(self, config, dataset: WordCorpus, args, work_dir: str) -> PreparedData:
+    def prepare(self, config, dataset: TextCorpus, args, work_dir: str) -> PreparedData:
         texts = dataset.splits[dataset.train_split]["text"]
         vocabulary, built = cached_vocabulary(work_dir, texts, config.min_count, config.max_vocab_size)
         if built:
@@ -66,13 +49,13 @@ class WordVectorModality(Modality):
                                      config.ns_exponent, chunk_words=CHUNK_WORDS)
         return PreparedData(train_dataset=train, processor=vocabulary.tokenizer())
 
-    def evaluate(self, model, config, dataset: WordCorpus, prepared: PreparedData, args,
+    def evaluate(self, model, config, dataset: TextCorpus, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         vectors = model.word_vectors().detach().float().cpu().numpy()[:-1]  # without the unknown word
         words = prepared.processor.convert_ids_to_tokens(list(range(len(vectors))))
         return evaluate_word_vectors(vectors, words, protocols)
 
-    def verify_export(self, out_dir: Path, config, dataset: WordCorpus) -> None:
+    def verify_export(self, out_dir: Path, config, dataset: TextCorpus) -> None:
         """vectors.txt must announce and hold every word of the vocabulary at the model's dimension."""
         path = out_dir / WORD2VEC_TEXT_FILE
         if not path.is_file():
@@ -85,7 +68,7 @@ class WordVectorModality(Modality):
             raise HfSslError(f"export error: {WORD2VEC_TEXT_FILE} has header {' '.join(header)} and {rows} rows, "
                              f"expected {' '.join(expected)} and {expected[0]} rows")
 
-    def card_fields(self, model, config, dataset: WordCorpus, args) -> dict[str, Any]:
+    def card_fields(self, model, config, dataset: TextCorpus, args) -> dict[str, Any]:
         return dict(architecture_name=config.architecture, vector_size=config.vector_size,
                     vocabulary_size=config.vocab_size - 1, window=config.window, negative=config.negative,
                     min_count=config.min_count, sample=config.sample, chunk_words=CHUNK_WORDS,
