@@ -24,12 +24,18 @@ from ..nn.token_masking import mask_tokens
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]*[A-Z0-9])")
 
 
+def token_table_size(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Length of a per-token-id lookup table: every id the tokenizer can emit (added tokens may lie beyond
+    `len(tokenizer)` when ids have gaps)."""
+    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+
+
 def continuation_token_table(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
     """Bool per token id: True when the token continues the word before it (a WordPiece ``##`` piece; for
     byte-level BPE a piece without the leading-space marker ``Ġ``; for SentencePiece one without ``▁``).
     Special tokens never continue a word. Whole-word masking groups a word's pieces with it."""
     vocab = tokenizer.get_vocab()
-    table = np.zeros(max(len(tokenizer), max(vocab.values()) + 1), dtype=bool)
+    table = np.zeros(token_table_size(tokenizer), dtype=bool)
     model = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
     prefix = getattr(model, "continuing_subword_prefix", None) if type(model).__name__ == "WordPiece" else None
     pieces = list(vocab.items())
@@ -75,7 +81,7 @@ def pack_blocks(
     content = max_length - len(prefix_ids) - len(suffix_ids)
     if content < 1:
         raise ValueError(f"max_length {max_length} leaves no room for text between the special tokens")
-    special = np.zeros(max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1), dtype=bool)
+    special = np.zeros(token_table_size(tokenizer), dtype=bool)
     special[list(tokenizer.all_special_ids)] = True
 
     def pack(batch: dict[str, list]) -> dict[str, list]:

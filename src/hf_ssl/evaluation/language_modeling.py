@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..data.language_modeling import block_framing, pack_blocks
+from ..data.language_modeling import CausalLanguageModelingCollator, block_framing, pack_blocks, token_table_size
 from ..errors import HfSslError
 from ..nn.token_masking import select_tokens
 
@@ -31,7 +31,7 @@ LANGUAGE_PROTOCOLS = {"fill-mask": False, "perplexity": True}  # protocol -> whe
 
 def token_counts(split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
     """How often each token id occurs in a split's text (no special tokens), tokenized in batches."""
-    counts = np.zeros(max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1), dtype=np.int64)
+    counts = np.zeros(token_table_size(tokenizer), dtype=np.int64)
     for start in range(0, len(split), 1000):
         ids = tokenizer(split[start : start + 1000]["text"], add_special_tokens=False, verbose=False)["input_ids"]
         flat = np.fromiter((t for doc in ids for t in doc), dtype=np.int64)
@@ -47,11 +47,11 @@ def _blocks(split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_len
 
 
 def _batches(blocks: list[torch.Tensor], pad_id: int, batch_size: int):
+    """(input ids, attention mask) batches of the blocks, padded as in training."""
+    collate = CausalLanguageModelingCollator(pad_id)
     for start in range(0, len(blocks), batch_size):
-        chunk = blocks[start : start + batch_size]
-        ids = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True, padding_value=pad_id)
-        mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(b) for b in chunk], batch_first=True)
-        yield ids, mask
+        batch = collate([{"input_ids": block} for block in blocks[start : start + batch_size]])
+        yield batch["input_ids"], batch["attention_mask"]
 
 
 def _entry(protocol: str, dataset: str, value: float, metric: str, **params) -> dict[str, Any]:
@@ -146,6 +146,7 @@ def evaluate_language_model_folder(model_dir: str, dataset: str | None, data_dir
     from ..data.text import load_text_corpus, text_corpus_name
     from ..data.tokenizers import load_tokenizer
     from ..errors import first_line
+    from ..modeling.language_model import max_positions
 
     unknown = [p for p in protocols if p not in LANGUAGE_PROTOCOLS]
     kinds = {LANGUAGE_PROTOCOLS[p] for p in protocols if p in LANGUAGE_PROTOCOLS}
@@ -159,7 +160,6 @@ def evaluate_language_model_folder(model_dir: str, dataset: str | None, data_dir
         model = auto_class.from_pretrained(str(model_dir), use_safetensors=True)
     except (OSError, ValueError) as e:
         raise HfSslError(f"cannot load {model_dir} as a {auto_class.__name__}: {first_line(e)}") from None
-    positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 512)
-    max_length = min(int(tokenizer.model_max_length), int(positions))
+    max_length = min(int(tokenizer.model_max_length), max_positions(model.config) or 512)
     corpus = load_text_corpus(dataset, data_dir, text_column)
     return evaluate_language_model(model, tokenizer, corpus, text_corpus_name(dataset), max_length, protocols)

@@ -37,7 +37,7 @@ class LanguageModelConfig(PretrainedConfig):
         """Run by `@strict` on creation."""
         if self.max_length < 4:
             raise ValueError(f"max_length must be at least 4 tokens, got {self.max_length}")
-        positions = _max_positions(self.backbone_config)
+        positions = max_positions(self.backbone_config)
         if positions is not None and self.max_length > positions:
             raise ValueError(f"max_length {self.max_length} exceeds the backbone's {positions} positions "
                              "(max_position_embeddings)")
@@ -45,7 +45,8 @@ class LanguageModelConfig(PretrainedConfig):
             raise ValueError(f"tokenizer_vocab_size must be at least 100, got {self.tokenizer_vocab_size}")
 
 
-def _max_positions(config: PretrainedConfig | None) -> int | None:
+def max_positions(config: PretrainedConfig | None) -> int | None:
+    """The longest input a text config's position embeddings allow (BERT's or GPT-2's field name), None if unknown."""
     for name in ("max_position_embeddings", "n_positions"):
         value = getattr(config, name, None)
         if isinstance(value, int):
