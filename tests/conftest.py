@@ -31,6 +31,21 @@ def run_cli(*args: str, timeout: int = 600, env: dict | None = None) -> subproce
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def assert_no_local_paths(out, *local_paths) -> None:
+    """No file of the Hub-ready folder OUT (`checkpoints/` is never published) contains a local path: the run's own
+    folders (`local_paths`, e.g. the temporary folder a test trains in, a tokenizer or checkpoint it started from)
+    or the home folder."""
+    from pathlib import Path
+
+    needles = {str(Path(p).resolve()).encode() for p in local_paths} | {os.path.expanduser("~").encode() + b"/"}
+    files = [f for f in Path(out).rglob("*") if f.is_file() and "checkpoints" not in f.relative_to(out).parts]
+    assert len(files) > 3, files
+    for file in files:
+        content = file.read_bytes()
+        leaked = [needle.decode() for needle in needles if needle in content]
+        assert not leaked, f"{file.relative_to(out)} contains the local path {leaked[0]}"
+
+
 @pytest.fixture(scope="session")
 def pretrained_out(tmp_path_factory):
     """One tiny MAE pretraining on digits shared by the export tests (6 steps, checkpoint every 3)."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_ssl import BEiTConfig, BEiTForPreTraining, VisualVQConfig, VisualVQModel
-from conftest import run_cli, run_python, tiny_backbone_config
+from conftest import assert_no_local_paths, run_cli, run_python, tiny_backbone_config
 from test_visual_tokenizer import TINY
 
 
@@ -187,6 +187,9 @@ def test_cli_tokenizer_then_beit_and_exports_load_without_hf_ssl(tokenizer_out, 
     # the card names the tokenizer by its folder name, never by a local path, and has no nested-config dump
     assert f"tokenizer={tokenizer_out.name}" in card and str(tokenizer_out) not in card
     assert "tokenizer_config" not in card
+    # nor does any other file: BEiT's config names its tokenizer by folder name (its weights are inside ssl/)
+    assert_no_local_paths(out, tmp_path, tokenizer_out)
+    assert json.loads((out / "ssl" / "config.json").read_text())["tokenizer"] == tokenizer_out.name
     run_python(f"""
         import torch
         from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
@@ -235,6 +238,7 @@ def test_cli_tokenizer_distilling_a_teacher(tokenizer_out, tmp_path):
                      "--teacher", str(tokenizer_out), "--max_steps", "2", "--eval_protocols", "none",
                      "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-5000:]
+    assert_no_local_paths(out, tmp_path, tokenizer_out)  # the teacher is named by its folder, its weights are inside
     loaded = VisualVQModel.from_pretrained(out / "ssl")
     teacher = {k[len("teacher."):]: v for k, v in loaded.state_dict().items() if k.startswith("teacher.")}
     from transformers import ViTModel

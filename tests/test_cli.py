@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, run_python
+from conftest import assert_no_local_paths, run_cli, run_python
 
 
 def test_list_prints_every_method():
@@ -49,9 +49,7 @@ def test_model_card_front_matter_and_no_local_paths(pretrained_out):
     metric = data["model-index"][0]["results"][0]["metrics"][0]
     assert metric["type"] == "accuracy" and metric["value"] == pytest.approx(measured, abs=1e-4)
     assert "AutoModel.from_pretrained" in card.text
-    for path in out.rglob("*"):
-        if path.is_file() and path.suffix in (".md", ".json", ".py") and "checkpoints" not in path.parts:
-            assert str(out.parent) not in path.read_text(), f"local path in {path.name}"
+    assert_no_local_paths(out, out.parent)
 
 
 def test_export_loads_and_fine_tunes_without_hf_ssl(pretrained_out, tmp_path):

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import run_cli, run_python
+from conftest import assert_no_local_paths, run_cli, run_python
 from test_losses_clip import pseudocode_loss
 
 from hf_ssl.data.captions import EVAL_TEMPLATES, TRAIN_TEMPLATES, prompt_name, template_captions
@@ -324,6 +324,7 @@ def test_pretrained_text_tower_from_a_real_checkpoint(tmp_path):
     result = run_cli("pretrain", "--method", "clip", "--preset", "tiny", "--text_backbone", MINILM, "--max_steps", "2",
                      "--learning_rate", "0", "--eval_protocols", "zero-shot", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-4000:]
+    assert_no_local_paths(out, tmp_path, MINILM)  # the text tower's checkpoint is named, not located
     run_python(f"""
         import torch
         from safetensors.torch import load_file

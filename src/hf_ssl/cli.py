@@ -235,11 +235,11 @@ def method_arguments_dataclass(method) -> type:
 
 def portable_command(argv: list[str]) -> str:
     """The command line for a model card, with local paths reduced to their last component."""
+    from .hub.export import portable_value
+
     def portable(token: str) -> str:
         prefix, sep, value = token.partition(":") if token.startswith(("imagefolder:", "text:")) else ("", "", token)
-        if os.path.isabs(value) or (os.sep in value and os.path.exists(value)):
-            value = os.path.basename(value.rstrip(os.sep)) or value
-        return f"{prefix}{sep}{value}"
+        return f"{prefix}{sep}{portable_value(value)}"
 
     return shlex.join(portable(t) for t in argv)
 

@@ -33,6 +33,16 @@ BUILTIN_DATASETS: dict[str, str] = {
     "90/10 train/test (Debian package fonts-noto-color-emoji, or --data_dir holding NotoColorEmoji.ttf)",
 }
 
+# The Hub datasets that are the built-in ones, for the `datasets:` entry of a card (digits, emoji and the text
+# corpora have no Hub original: they are read from local packages).
+HUB_IDS_OF_BUILTIN_DATASETS = {"fashion_mnist": "zalando-datasets/fashion_mnist"}
+
+
+def hub_dataset_id(name: str) -> str | None:
+    """The Hub id of the dataset a card names (a built-in one's original, or a Hub id), None for local data."""
+    return HUB_IDS_OF_BUILTIN_DATASETS.get(name, name if "/" in name else None)
+
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

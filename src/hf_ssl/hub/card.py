@@ -10,6 +10,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..data.datasets import hub_dataset_id
+
 RUN_INFO_FILE = "training_info.json"   # in OUT/ssl/: everything the card says about training
 EVAL_RESULTS_FILE = "eval_results.json"  # in OUT/: {protocol: {dataset, split, value, ...}}
 
@@ -42,11 +44,11 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
         pipeline_tag=run_info.get("pipeline_tag", "image-feature-extraction"),
         license="apache-2.0",
         tags=["self-supervised", "hf-ssl", run_info["method"], *run_info.get("tags", [])],
-        datasets=[run_info["dataset"]] if "/" in run_info["dataset"] else None,
+        datasets=[hub_dataset_id(run_info["dataset"])] if hub_dataset_id(run_info["dataset"]) else None,
         base_model=run_info.get("base_model"),
         model_name=run_info["model_name"],
         eval_results=[
-            EvalResult(task_type=run_info.get("task_type", "image-classification"), dataset_type=entry["dataset"], dataset_name=entry["dataset"],
+            EvalResult(task_type=run_info.get("task_type", "image-classification"), dataset_type=hub_dataset_id(entry["dataset"]) or entry["dataset"], dataset_name=entry["dataset"],
                        dataset_split=entry["split"], metric_type=entry.get("metric", "accuracy"), metric_value=round(entry["value"], 4),
                        metric_name=protocol_display_name(key, entry))
             for key, entry in sorted(eval_results.items())

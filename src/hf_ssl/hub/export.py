@@ -20,6 +20,8 @@ from ..registry import Method
 from .card import RUN_INFO_FILE
 
 SSL_SUBDIR = "ssl"
+# JSON files of OUT that hold vocabularies, not settings: never paths, and too large to walk for nothing
+LARGE_JSON_FILES = {"tokenizer.json", "vocab.json"}
 
 
 def image_processor_for(image_size: int, image_mean: Sequence[float], image_std: Sequence[float]):
@@ -52,6 +54,9 @@ def export_pretrained(
         model.save_pretrained(staging / SSL_SUBDIR)
         _add_auto_map_entries(staging / SSL_SUBDIR / "config.json", method.auto_classes)
         (staging / SSL_SUBDIR / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2), encoding="utf-8")
+        for config_file in staging.rglob("*.json"):
+            if config_file.name not in LARGE_JSON_FILES:
+                _strip_local_paths(config_file)
         for entry in staging.iterdir():
             target = out_dir / entry.name
             if target.is_dir():
@@ -59,6 +64,30 @@ def export_pretrained(
             os.replace(entry, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def portable_value(value: Any) -> Any:
+    """A setting as OUT may hold it: a local path (a tokenizer, a teacher, a checkpoint the run started from) by its
+    last component only. A published folder must not leak the training machine's layout, and the path would mean
+    nothing on the user's machine; what the path pointed to is saved inside OUT (the tokenizer's and the teacher's
+    weights are part of the pretraining model)."""
+    if isinstance(value, str) and len(value) > 1 and (os.path.isabs(value) or os.sep in value and os.path.exists(value)):
+        return Path(value).name or value
+    return value
+
+
+def _strip_local_paths(json_file: Path) -> None:
+    def portable(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: portable(item) for key, item in node.items()}
+        if isinstance(node, list):
+            return [portable(item) for item in node]
+        return portable_value(node)
+
+    data = json.loads(json_file.read_text(encoding="utf-8"))
+    cleaned = portable(data)
+    if cleaned != data:
+        json_file.write_text(json.dumps(cleaned, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

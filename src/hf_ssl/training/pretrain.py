@@ -22,7 +22,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..errors import HfSslError
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
-from ..hub.export import export_pretrained, write_json_atomic
+from ..hub.export import export_pretrained, portable_value, write_json_atomic
 from ..hub.push import push_folder, validate_repo_id
 from ..modeling.image_method import method_config_fields
 from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
@@ -222,17 +222,12 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
         effective_batch_size=effective_batch, learning_rate=targs.learning_rate,
         lr_scheduler_type=str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
         warmup=targs.warmup_steps, weight_decay=targs.weight_decay,
-        hyperparameters=", ".join(f"{name}={_portable(getattr(config, name))}" for name in own_fields),
+        hyperparameters=", ".join(f"{name}={portable_value(getattr(config, name))}" for name in own_fields),
         hardware=f"{world} x {device}" + (", bf16" if targs.bf16 else ""), train_minutes=train_minutes,
         final_loss=losses[-1] if losses else None, command=command,
         base_model=checkpoint if checkpoint and not os.path.exists(checkpoint) else None,
         **modality.card_fields(trainer.model, config, dataset, args),
     )
-
-
-def _portable(value: Any) -> Any:
-    """A hyperparameter as a card may show it: a local path (a teacher, a tokenizer) by its last component only."""
-    return Path(value).name if isinstance(value, str) and os.path.exists(value) else value
 
 
 def _innermost_message(error: BaseException) -> str:

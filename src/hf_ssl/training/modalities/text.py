@@ -20,6 +20,7 @@ from ...data.text import load_text_corpus, text_corpus_name
 from ...data.tokenizers import LANGUAGE_MODEL_TOKENIZER_TRAINERS, load_tokenizer, trained_or_cached_tokenizer
 from ...errors import HfSslError
 from ...evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model
+from ...hub.export import portable_value
 from ...nn.backbone import describe_backbone, is_checkpoint_spec
 from . import Modality, PreparedData, register_modality
 
@@ -158,7 +159,7 @@ class TextModality(TextCorpusModality):
         return dict(
             backbone_description=describe_backbone(native), max_length=config.max_length,
             vocab_size=native.config.vocab_size, causal=config.causal,
-            tokenizer_description=(f"`{args.tokenizer or args.backbone}`'s tokenizer"
+            tokenizer_description=(f"`{portable_value(args.tokenizer or args.backbone)}`'s tokenizer"
                                    if args.tokenizer or (args.backbone and is_checkpoint_spec(args.backbone))
                                    else f"a {config.tokenizer_kind} tokenizer trained on the corpus"),
             nsp=bool(getattr(config, "nsp", False)),
