@@ -17,8 +17,8 @@ pytest.importorskip("matplotlib")  # the `test` extra installs it; without it, t
 
 from hf_ssl import MAEConfig, MAEForPreTraining, SimMIMConfig, SimMIMForPreTraining  # noqa: E402
 from hf_ssl.hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card  # noqa: E402
-from hf_ssl.hub.plots import (BLANK_VALUE, plot_embedding_projection, plot_loss_curve, reconstruction_rows,  # noqa: E402
-                              write_plots)
+from hf_ssl.hub.plots import (  # noqa: E402
+    BLANK_VALUE, plot_embedding_projection, plot_loss_curve, reconstruction_rows, write_plots)
 from conftest import tiny_backbone_config  # noqa: E402
 
 PLOTS = {"plots/loss.png", "plots/projection.png", "plots/reconstruction.png"}
@@ -107,7 +107,8 @@ def random_images(count: int = 3, size: int = 16) -> torch.Tensor:
 def patch_mask(pixel_mask: torch.Tensor, patch: int) -> torch.Tensor:
     """(B, 1, H, W) pixel mask -> (B, N) patch mask, checking that it is constant inside each patch."""
     b, _, h, w = pixel_mask.shape
-    blocks = pixel_mask.view(b, h // patch, patch, w // patch, patch).permute(0, 1, 3, 2, 4).reshape(b, -1, patch * patch)
+    blocks = pixel_mask.view(b, h // patch, patch, w // patch, patch).permute(0, 1, 3, 2, 4)
+    blocks = blocks.reshape(b, -1, patch * patch)
     assert (blocks.all(-1) | ~blocks.any(-1)).all(), "mask not aligned to patches"
     return blocks[..., 0]
 
@@ -160,7 +161,8 @@ def test_mae_reconstruction_rows_against_its_forward_pass(norm_pix_loss):
 
 def test_simmim_reconstruction_rows_against_its_forward_pass():
     torch.manual_seed(0)
-    model = SimMIMForPreTraining(SimMIMConfig(backbone_config=tiny_backbone_config("vit-test"), mask_patch_size=8)).eval()
+    config = SimMIMConfig(backbone_config=tiny_backbone_config("vit-test"), mask_patch_size=8)
+    model = SimMIMForPreTraining(config).eval()
     images = random_images()
     rows = reconstruction_rows(model, images, IMAGE_MEAN, IMAGE_STD, seed=0)
     masked = patch_mask(rows.mask, 4)
