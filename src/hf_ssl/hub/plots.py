@@ -35,11 +35,11 @@ BLANK_VALUE = 0.5  # the grey that stands for a masked patch in the "masked" row
 # What the card says about each plot, in the order the card shows them; other PNGs found in OUT/plots follow.
 PLOT_CAPTIONS = {
     LOSS_PLOT: ("Training loss", "The training loss at every logged optimizer step (learning rate dashed)."),
-    PROJECTION_PLOT: ("Test embeddings (PCA)", "The encoder's test-set features (pooled as in the evaluation) "
-                      "projected on their first two principal components, coloured by label."),
-    RECONSTRUCTION_PLOT: ("Masked reconstruction", "Test images: original (top), the masked input (middle, masked "
-                          "patches grey), and the reconstruction at the masked patches with the visible ones "
-                          "pasted back (bottom)."),
+    PROJECTION_PLOT: ("Test embeddings (PCA)", "The encoder's features of test images (up to 2,000, pooled as in "
+                      "the evaluation) on their first two principal components, coloured by label."),
+    RECONSTRUCTION_PLOT: ("Masked reconstruction", "Test images (training images when the data has no test split): "
+                          "original (top), the masked input (middle, masked patches grey), and the model's "
+                          "reconstruction at the masked patches with the visible ones pasted back (bottom)."),
 }
 
 
@@ -82,9 +82,11 @@ def plot_entries(out_dir: str | os.PathLike) -> list[dict[str, str]]:
         return []
     names = sorted(p.name for p in folder.glob("*.png") if p.is_file())
     ordered = [n for n in PLOT_CAPTIONS if n in names] + [n for n in names if n not in PLOT_CAPTIONS]
-    default = lambda name: (Path(name).stem.replace("_", " ").capitalize(), "")  # noqa: E731
-    return [dict(path=f"{PLOTS_SUBDIR}/{name}", title=PLOT_CAPTIONS.get(name, default(name))[0],
-                 caption=PLOT_CAPTIONS.get(name, default(name))[1]) for name in ordered]
+    entries = []
+    for name in ordered:
+        title, caption = PLOT_CAPTIONS.get(name, (Path(name).stem.replace("_", " ").capitalize(), ""))
+        entries.append(dict(path=f"{PLOTS_SUBDIR}/{name}", title=title, caption=caption))
+    return entries
 
 
 def plot_loss_curve(log_history: Sequence[dict[str, Any]], path: str | os.PathLike) -> Figure | None:
@@ -143,7 +145,7 @@ def subsample(count: int, max_count: int, seed: int = 0) -> torch.Tensor:
 
 
 def plot_embedding_projection(features: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None,
-                              path: str | os.PathLike, max_points: int = 3000, seed: int = 0,
+                              path: str | os.PathLike, max_points: int = 2000, seed: int = 0,
                               title: str = "test embeddings, PCA") -> Projection:
     """A scatter plot of the features' 2-D PCA projection coloured by label, with a legend of class names.
     At most `max_points` points (a seeded random subset), so large test sets stay readable and fast."""

@@ -74,7 +74,7 @@ class ImageModality(Modality):
         )
 
 
-PLOT_POINTS = 3000  # test images in the embedding projection (a seeded random subset of larger test splits)
+PLOT_POINTS = 2000  # test images in the embedding projection (a seeded random subset of larger test splits)
 RECONSTRUCTION_IMAGES = 8  # columns of the reconstruction grid
 
 
