@@ -2,6 +2,7 @@
 real huggingface_hub client over HTTP to a Hub test double on 127.0.0.1 (tests/hub_server.py), and plain
 transformers loads the model back from it by repo id in a process where hf_ssl cannot be imported."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,8 @@ TOKEN = "hf_test_write_token"
 # Files every published MAE folder has (the rest of the comparison is "OUT minus checkpoints/ and hidden files").
 KEY_FILES = {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "eval_results.json",
              "ssl/config.json", "ssl/model.safetensors", "ssl/modeling_mae.py", "ssl/training_info.json"}
+# The card's plots (binary files; matplotlib comes with the `test` extra).
+PLOT_FILES = {"plots/loss.png", "plots/projection.png", "plots/reconstruction.png"}
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +67,12 @@ def local_files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def pushed_run(hub, tmp_path_factory):
     """One tiny MAE pretraining that pushes OUT at the end (checkpoint every step, so a Trainer that pushed
-    checkpoints would have committed more than once)."""
+    checkpoints would have committed more than once; a loss logged every step, so the card has its loss plot)."""
     root = tmp_path_factory.mktemp("push")
     out = root / "mae"
     first_request = len(hub.requests)
     result = run(["-m", "hf_ssl.cli", "pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "2",
-                  "--save_steps", "1", "--seed", "0", "--output_dir", str(out), "--push_to_hub",
+                  "--save_steps", "1", "--seed", "0", "--logging_steps", "1", "--output_dir", str(out), "--push_to_hub",
                   "--hub_model_id", "org/trained", "--hub_private_repo", "true"], hub_env(hub.url, root / "home"))
     assert result.returncode == 0, result.stderr[-5000:]
     return out, result, hub.requests[first_request:]
@@ -91,7 +94,7 @@ def test_pretrain_push_to_hub_publishes_out_once_at_the_end(hub, pushed_run):
     assert "Pushed" in result.stdout and "org/trained" in result.stdout
     assert (out / "checkpoints" / "checkpoint-1").is_dir() and (out / "checkpoints" / "checkpoint-2").is_dir()
     published = hub.files("org/trained")
-    assert KEY_FILES <= set(published)
+    assert KEY_FILES | PLOT_FILES <= set(published)
     assert published == local_files(out)
     assert not [p for p in published if p.startswith("checkpoints")]
     # Trainer did not push (it would create the repo at init and commit at every save): one repo creation and
@@ -154,7 +157,10 @@ def test_push_to_a_branch_of_a_private_repo(hub, pushed_run, tmp_path):
     assert hub.commit_messages("org/secret-mae") == ["initial commit", "first draft"]
 
     expected = sorted(local_files(folder))
+    assert PLOT_FILES <= set(expected)
+    plot_hashes = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(PLOT_FILES)}
     run_loader(f"""
+        import hashlib
         import os
         from pathlib import Path
         from huggingface_hub import HfApi, hf_hub_download, snapshot_download
@@ -182,6 +188,9 @@ def test_push_to_a_branch_of_a_private_repo(hub, pushed_run, tmp_path):
         snapshot = Path(snapshot_download("org/secret-mae", revision="dev", token=token))
         files = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
         assert files == {expected!r}, files
+        # binary files come back byte for byte (the PNGs the card links)
+        downloaded = {{n: hashlib.sha256((snapshot / n).read_bytes()).hexdigest() for n in {sorted(PLOT_FILES)!r}}}
+        assert downloaded == {plot_hashes!r}, downloaded
         assert HfApi().whoami(token=token)["name"] == "tester"
     """, hub_env(hub.url, tmp_path / "user-home"))
 

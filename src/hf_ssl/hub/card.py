@@ -11,6 +11,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.datasets import hub_dataset_id
+from .plots import plot_entries
 
 RUN_INFO_FILE = "training_info.json"   # in OUT/ssl/: everything the card says about training
 EVAL_RESULTS_FILE = "eval_results.json"  # in OUT/: {protocol: {dataset, split, value, ...}}
@@ -57,10 +58,23 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
     template = resources.files("hf_ssl.model_cards").joinpath(run_info.get("card_template", "encoder.md.j2")).read_text(encoding="utf-8")
     # the repo the card's loading code names: the one it is pushed to once known (`hf-ssl push`), else a placeholder
     repo_id = run_info.get("repo_id") or "ORG/" + run_info["model_name"]
-    card = ModelCard.from_template(card_data, template_str=template, results=results, **{**run_info, "repo_id": repo_id})
+    card = ModelCard.from_template(card_data, template_str=template, results=results,
+                                   **{**run_info, "repo_id": repo_id, "plots_section": plots_section(out_dir)})
     path = out_dir / "README.md"
     card.save(path)
     return path
+
+
+def plots_section(out_dir: Path) -> str:
+    """The card's "Plots" section (markdown), linking the PNGs that `OUT/plots` holds now (after `hf-ssl evaluate`
+    too, which re-renders the card without drawing); empty without plots. One block shared by every template."""
+    entries = plot_entries(out_dir)
+    if not entries:
+        return ""
+    lines = ["## Plots", ""]
+    for entry in entries:
+        lines += [f"**{entry['title']}.** {entry['caption']}".rstrip(), "", f"![{entry['title']}]({entry['path']})", ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def read_json(path: Path) -> dict[str, Any]:

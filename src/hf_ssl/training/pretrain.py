@@ -23,6 +23,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..errors import HfSslError
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import export_pretrained, portable_value, write_json_atomic
+from ..hub.plots import LOSS_PLOT, plot_loss_curve, write_plots
 from ..hub.push import push_folder, validate_repo_id
 from ..modeling.image_method import method_config_fields
 from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
@@ -158,7 +159,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     results = modality.evaluate(trainer.model, config, dataset, prepared, args, protocols) if protocols else {}
     if results:
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
-    write_model_card(out_dir, run_info, results)
+    write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, args, plots_dir))
+    write_model_card(out_dir, run_info, results)  # links the plots now in OUT/plots
     if hub is not None:
         try:
             commit_url = push_folder(out_dir, **hub)
@@ -177,6 +179,13 @@ class SSLTrainer(Trainer):
         names = super().get_decay_parameter_names(model)
         excluded = getattr(unwrap_model(model), "no_weight_decay", lambda: set())()
         return [name for name in names if name not in excluded]
+
+
+def _draw_plots(trainer: Trainer, modality: Modality, config: PretrainedConfig, dataset: Any, prepared: Any,
+                args: PretrainArguments, plots_dir: Path) -> None:
+    """Every method's loss curve, then the modality's own plots (embeddings, reconstructions)."""
+    plot_loss_curve(trainer.state.log_history, plots_dir / LOSS_PLOT)
+    modality.plots(trainer.model, config, dataset, prepared, args, plots_dir)
 
 
 def _hub_destination(training_args: TrainingArguments) -> dict[str, Any] | None:

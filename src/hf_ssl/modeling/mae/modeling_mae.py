@@ -25,7 +25,7 @@ from hf_ssl.modeling.image_method import ImageMethodModel
 from hf_ssl.losses.masked_reconstruction import masked_reconstruction_loss
 from hf_ssl.nn.backbone import build_backbone
 from hf_ssl.nn.masking import gather_tokens, random_masking
-from hf_ssl.nn.patches import patchify, sincos_position_embedding
+from hf_ssl.nn.patches import patchify, sincos_position_embedding, unpatchify
 
 from .configuration_mae import MAEConfig
 
@@ -144,6 +144,31 @@ class MAEForPreTraining(ImageMethodModel):
         for layer in self.decoder_layers:
             tokens = layer(tokens)
         return self.decoder_pred(self.decoder_norm(tokens))[:, 1:]
+
+    @torch.no_grad()
+    def masked_reconstruction(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None,
+                              eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model hook of the card's reconstruction plot: mask `pixel_values` (B, C, H, W, normalised inputs)
+        at the configured ratio (random masks drawn from the CPU `generator`) and predict every patch.
+
+        Returns the pixel mask (B, 1, H, W), True where a patch was hidden from the encoder, and the prediction
+        (B, C, H, W) in the same normalisation as `pixel_values`. With `norm_pix_loss` the decoder predicts each
+        patch normalised by its own mean and variance; the prediction is mapped back with the *true* patch's mean
+        and variance (`pred * sqrt(var + eps) + mean`), as the MAE authors' visualisation does: the shown
+        reconstruction takes each masked patch's brightness and contrast from the original."""
+        batch_size = pixel_values.shape[0]
+        patch = self.config.patch_size
+        noise = torch.rand(batch_size, self.num_patches, generator=generator).to(pixel_values.device)
+        hidden, mask, ids_restore = self.encode_visible(pixel_values, noise=noise)
+        prediction = self.decode(hidden, ids_restore).float()
+        if self.config.norm_pix_loss:
+            target = patchify(pixel_values.float(), patch)
+            mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+            prediction = prediction * (var + eps) ** 0.5 + mean
+        height, width = pixel_values.shape[-2:]
+        reconstruction = unpatchify(prediction, patch, self.config.num_channels, height, width)
+        pixel_mask = unpatchify(mask[..., None].expand(-1, -1, patch * patch), patch, 1, height, width) > 0.5
+        return pixel_mask, reconstruction
 
     def forward(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None, return_loss: bool = True,
                 **kwargs) -> MAEOutput:

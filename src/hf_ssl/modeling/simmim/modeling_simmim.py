@@ -79,6 +79,24 @@ class SimMIMForPreTraining(ImageMethodModel):
         feature_map = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, side, side)
         return self.pixel_shuffle(self.head(feature_map))
 
+    @torch.no_grad()
+    def masked_reconstruction(self, pixel_values: torch.Tensor,
+                              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model hook of the card's reconstruction plot: mask `pixel_values` (B, C, H, W, normalised inputs) as
+        in training (random masks drawn from the CPU `generator`) and predict every pixel.
+
+        Returns the pixel mask (B, 1, H, W), True inside the masked patches, and the prediction (B, C, H, W) in
+        the normalisation of `pixel_values` (SimMIM regresses the normalised pixels directly, so no mapping)."""
+        config = self.config
+        batch_size, _, height, width = pixel_values.shape
+        bool_masked_pos = patch_aligned_random_masking(batch_size, config.image_size, config.mask_patch_size,
+                                                       config.patch_size, config.mask_ratio, generator=generator)
+        bool_masked_pos = bool_masked_pos.to(pixel_values.device).bool()
+        reconstruction = self.reconstruct(pixel_values, bool_masked_pos).float()
+        grid = bool_masked_pos.view(batch_size, 1, height // config.patch_size, width // config.patch_size)
+        pixel_mask = grid.repeat_interleave(config.patch_size, dim=2).repeat_interleave(config.patch_size, dim=3)
+        return pixel_mask, reconstruction
+
     def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
                 return_loss: bool = True, **kwargs) -> SimMIMOutput:
         """pixel_values: (B, C, H, W) normalised images (also the target); bool_masked_pos: (B, N) the backbone

@@ -62,6 +62,11 @@ class Modality:
         """`{protocol: {"protocol", "dataset", "split", "value", "params"}}` for the exported model."""
         raise NotImplementedError
 
+    def plots(self, model: PreTrainedModel, config: PretrainedConfig, dataset: Any, prepared: PreparedData,
+              args: PretrainArguments, plots_dir: Path) -> None:
+        """Draw this modality's plots of the trained model into `plots_dir` (`hub.plots`; matplotlib is there when
+        this is called). The training-loss curve is drawn by the loop for every method; default: nothing more."""
+
     def verify_export(self, out_dir: Path, config: PretrainedConfig, dataset: Any) -> None:
         """Check the written folder for mistakes that would load without error but give wrong results."""
 

@@ -3,16 +3,21 @@ unlabelled image dataset, exports an image processor, evaluates the encoder's fr
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
+import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
 from ...data.collators import UInt8ImageDataset
 from ...data.datasets import ImageDataset, load_image_dataset
-from ...data.images import images_to_tensor
+from ...data.images import images_to_tensor, labels_to_tensor
+from ...evaluation.features import extract_features
 from ...evaluation.image_protocols import evaluate_image_encoder
 from ...errors import HfSslError
 from ...hub.export import image_processor_for
+from ...hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_projection, plot_reconstruction_grid,
+                          reconstruction_rows, subsample)
 from ...nn.backbone import describe_backbone, is_token_backbone
 from . import Modality, PreparedData, register_modality
 
@@ -50,6 +55,12 @@ class ImageModality(Modality):
             model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
             config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.images)
 
+    def plots(self, model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData, args,
+              plots_dir: Path) -> None:
+        encoder = model.exported_encoder()
+        draw_image_plots(model, config, dataset, prepared, plots_dir, lambda images: extract_features(
+            encoder, images, config.image_mean, config.image_std, pooling=args.pooling))
+
     def card_fields(self, model: PreTrainedModel, config, dataset: ImageDataset, args) -> dict[str, Any]:
         encoder = model.exported_encoder()
         token_backbone = is_token_backbone(encoder.config)
@@ -61,6 +72,34 @@ class ImageModality(Modality):
             pooling_description=("mean of the patch tokens" if args.pooling in ("auto", "mean") else "the [CLS] token")
             if getattr(config.backbone_config, "patch_size", None) else "global average pooling",
         )
+
+
+PLOT_POINTS = 2000  # test images in the embedding projection (a seeded random subset of larger test splits)
+RECONSTRUCTION_IMAGES = 8  # columns of the reconstruction grid
+
+
+def draw_image_plots(model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData,
+                     plots_dir: Path, features_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """The plots of an image model: the 2-D PCA projection of `features_of(test images)` coloured by label (with a
+    labelled test split, the evaluation's condition), and, for models with the `masked_reconstruction` hook (MAE,
+    SimMIM), a grid of masked test images (train images when there is no test split) and their reconstructions.
+    Only the plotted images are decoded: a seeded subset of at most `PLOT_POINTS`."""
+    split = dataset.test_split or dataset.train_split
+    data = dataset.splits[split]
+    rows = subsample(len(data), PLOT_POINTS, seed=0)
+    cached = prepared.images.get(split)
+    if cached is not None:
+        images = cached[rows]
+    else:
+        images = images_to_tensor(data.select(rows.tolist()), dataset.image_column, config.image_size,
+                                  config.num_channels)
+    if dataset.test_split is not None and dataset.label_column is not None:
+        labels = labels_to_tensor(data.select(rows.tolist()), dataset.label_column)
+        plot_embedding_projection(features_of(images), labels, dataset.class_names, plots_dir / PROJECTION_PLOT,
+                                  max_points=PLOT_POINTS, title=f"{dataset.name} {split} embeddings, PCA")
+    if hasattr(model, "masked_reconstruction"):
+        shown = reconstruction_rows(model, images[:RECONSTRUCTION_IMAGES], config.image_mean, config.image_std)
+        plot_reconstruction_grid(shown, plots_dir / RECONSTRUCTION_PLOT)
 
 
 register_modality(ImageModality())

@@ -17,9 +17,10 @@ from ...data.datasets import ImageDataset, load_image_dataset
 from ...data.images import images_to_tensor
 from ...data.tokenizers import load_tokenizer, train_clip_bpe, trained_or_cached_tokenizer
 from ...errors import HfSslError
-from ...evaluation.image_text import applicable_protocols, evaluate_image_text_model
+from ...evaluation.image_text import applicable_protocols, evaluate_image_text_model, image_embeddings
 from ...nn.backbone import describe_backbone, is_checkpoint_spec
 from . import Modality, PreparedData, register_modality
+from .image import draw_image_plots
 
 
 PIPELINE_TEMPLATE = "This is a photo of {}."  # the zero-shot pipeline's default hypothesis_template
@@ -123,6 +124,12 @@ class ImageTextModality(Modality):
         return evaluate_image_text_model(
             model.exported_encoder(), prepared.processor.tokenizer, dataset, config.image_size, config.num_channels,
             config.image_mean, config.image_std, protocols, k=args.knn_k, images=prepared.images)
+
+    def plots(self, model, config, dataset: ImageDataset, prepared: PreparedData, args, plots_dir: Path) -> None:
+        """The image tower's plots: the projection of the (L2-normalised) image embeddings the evaluation uses."""
+        native = model.exported_encoder()
+        draw_image_plots(model, config, dataset, prepared, plots_dir,
+                         lambda images: image_embeddings(native, images, config.image_mean, config.image_std))
 
     def verify_export(self, out_dir: Path, config, dataset: ImageDataset) -> None:
         if not (out_dir / "tokenizer.json").is_file():  # without it, pipeline tokenizes everything as unknown
