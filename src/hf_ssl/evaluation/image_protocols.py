@@ -15,10 +15,12 @@ from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
 from ..errors import HfSslError
 from .features import extract_features
+from .few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS, few_shot
 from .knn import knn_accuracy
 from .linear_probe import linear_probe
 
-PROTOCOLS = ("knn", "linear")
+FROZEN_PROTOCOLS = ("knn", "linear", "few-shot")  # scored on features computed once
+PROTOCOLS = (*FROZEN_PROTOCOLS, "finetune")  # finetune trains the exported folder's classifier end to end
 
 
 def evaluate_image_encoder(
@@ -62,11 +64,20 @@ def evaluate_image_encoder(
 def frozen_feature_protocol(
     protocol: str, train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
     test_labels: torch.Tensor, num_classes: int, k: int = 20, temperature: float | None = 0.07,
+    shots: int = DEFAULT_SHOTS, episodes: int = DEFAULT_EPISODES,
 ) -> tuple[float, dict[str, Any]]:
-    """Test accuracy of one frozen-feature protocol ("knn" or "linear") and the parameters it ran with."""
+    """Test accuracy of one frozen-feature protocol ("knn", "linear" or "few-shot") and the parameters it ran with."""
     if protocol == "knn":
         value = knn_accuracy(train_features, train_labels, test_features, test_labels, num_classes, k=k,
                              temperature=temperature)
         return float(value), {"k": k, "temperature": temperature}
+    if protocol == "few-shot":
+        result = few_shot(train_features, train_labels, test_features, test_labels, num_classes, shots=shots,
+                          episodes=episodes)
+        return float(result.accuracy), {"shots": shots, "episodes": episodes, "std": result.std,
+                                        "episode_accuracies": result.episode_accuracies,
+                                        "weight_decay": result.weight_decay}
+    if protocol != "linear":
+        raise HfSslError(f"unknown frozen-feature protocol '{protocol}' (available: {', '.join(FROZEN_PROTOCOLS)})")
     probe = linear_probe(train_features, train_labels, test_features, test_labels, num_classes)
     return float(probe.accuracy), {"weight_decay": probe.weight_decay}
