@@ -22,7 +22,7 @@ import torch
 from ..errors import HfSslError
 from .linear_probe import linear_probe
 
-__all__ = ["FewShotResult", "few_shot", "sample_few_shot_indices", "DEFAULT_SHOTS", "DEFAULT_EPISODES"]
+__all__ = ["FewShotResult", "few_shot", "sample_few_shot_indices", "check_shots", "DEFAULT_SHOTS", "DEFAULT_EPISODES"]
 
 DEFAULT_SHOTS = 10
 DEFAULT_EPISODES = 5
@@ -43,6 +43,19 @@ class FewShotResult:
     weight_decay: float
 
 
+def check_shots(labels: torch.Tensor, shots: int, num_classes: int) -> torch.Tensor:
+    """The number of examples of each class; raises :class:`HfSslError` when one has fewer than ``shots``."""
+    if shots < 1:
+        raise HfSslError(f"shots must be >= 1, got {shots}")
+    counts = torch.bincount(torch.as_tensor(labels).long().cpu(), minlength=num_classes)
+    short = (counts < shots).nonzero().flatten()
+    if short.numel():
+        cls = int(short[0])
+        raise HfSslError(f"few-shot with {shots} shots needs {shots} train examples of every class; class {cls} has "
+                         f"{int(counts[cls])} (use --shots {int(counts.min())} or fewer)")
+    return counts
+
+
 def sample_few_shot_indices(labels: torch.Tensor, shots: int, num_classes: int,
                             generator: torch.Generator) -> torch.Tensor:
     """Indices of exactly ``shots`` examples of every class in ``[0, num_classes)``, drawn uniformly without
@@ -52,14 +65,7 @@ def sample_few_shot_indices(labels: torch.Tensor, shots: int, num_classes: int,
     Raises :class:`HfSslError` when a class has fewer than ``shots`` examples.
     """
     labels = torch.as_tensor(labels).long().cpu()
-    if shots < 1:
-        raise HfSslError(f"shots must be >= 1, got {shots}")
-    counts = torch.bincount(labels, minlength=num_classes)
-    short = (counts < shots).nonzero().flatten()
-    if short.numel():
-        cls = int(short[0])
-        raise HfSslError(f"few-shot with {shots} shots needs {shots} train examples of every class; class {cls} has "
-                         f"{int(counts[cls])} (use --shots {int(counts.min())} or fewer)")
+    counts = check_shots(labels, shots, num_classes)
     permutation = torch.randperm(labels.numel(), generator=generator)
     by_class = permutation[torch.argsort(labels[permutation], stable=True)]  # grouped by class, random within
     class_start = torch.cumsum(counts, 0) - counts
@@ -85,6 +91,7 @@ def few_shot(
     if episodes < 1:
         raise HfSslError(f"episodes must be >= 1, got {episodes}")
     train_labels = torch.as_tensor(train_labels).long().cpu()
+    check_shots(train_labels, shots, num_classes)
     train_features = torch.as_tensor(train_features)
     accuracies = []
     for episode in range(episodes):

@@ -23,6 +23,7 @@ from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
 from ..errors import HfSslError, first_line
 from .features import extract_features
+from .few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
 from .image_protocols import frozen_feature_protocol
 
 
@@ -119,6 +120,7 @@ def applicable_protocols(dataset: ImageDataset) -> dict[str, str | None]:
         "retrieval": None if dataset.text_column and dataset.test_split else f"{dataset.name} has no captioned test split",
         "knn": None if labelled else no_labels,
         "linear": None if labelled else no_labels,
+        "few-shot": None if labelled else no_labels,
     }
 
 
@@ -126,6 +128,7 @@ def evaluate_image_text_model(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: ImageDataset, image_size: int,
     num_channels: int, image_mean: Sequence[float], image_std: Sequence[float], protocols: Sequence[str],
     templates: Sequence[str] = EVAL_TEMPLATES, k: int = 20, images: dict[str, torch.Tensor] | None = None,
+    shots: int = DEFAULT_SHOTS, episodes: int = DEFAULT_EPISODES,
 ) -> dict[str, dict[str, Any]]:
     """`{protocol: {"protocol", "dataset", "split", "value", "params"}}`; zero-shot's value is top-1 accuracy (top-5 in
     params), retrieval's the mean of the four recalls (each in params). kNN / linear probe use the image embeddings."""
@@ -169,7 +172,7 @@ def evaluate_image_text_model(
             train_embeds = embeds(train)
             num_classes = int(max(train_labels.max(), test_labels.max())) + 1
             value, params = frozen_feature_protocol(protocol, train_embeds, train_labels, test_embeds, test_labels,
-                                                    num_classes, k=k)
+                                                    num_classes, k=k, shots=shots, episodes=episodes)
             params["features"] = "image embeddings"
         results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": float(value),
                              "params": params, "metric": metric}
