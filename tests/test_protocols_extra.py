@@ -13,6 +13,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
 from hf_ssl.data.datasets import ImageDataset
@@ -76,7 +77,7 @@ def test_few_shot_matches_sklearn_on_the_same_subsets():
     for episode in range(episodes):
         subset = sample_few_shot_indices(y_train, shots, 4, torch.Generator().manual_seed(7 + episode)).numpy()
         x, y = x_train.double().numpy()[subset], y_train.numpy()[subset]
-        mean, std = x.mean(0), x.std(0)
+        mean, std = x_train.double().numpy().mean(0), x_train.double().numpy().std(0)  # the whole pool's
         n = len(y)
         # mean CE + wd ||W||^2  ==  sklearn's  0.5 ||W||^2 + C * sum CE  with C = 1 / (2 wd n)
         clf = LogisticRegression(C=1 / (2 * wd * n), tol=1e-10, max_iter=10000).fit((x - mean) / std, y)
@@ -221,3 +222,153 @@ def test_evaluate_bad_protocol_input_is_one_line(resnet_folder, capsys, argv, me
     # transformers' own weight-loading progress bar may precede it; the error itself is the one last line
     assert err.splitlines()[-1].startswith("hf-ssl: error: ") and message in err.splitlines()[-1], err
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- evaluate metric modules
+
+_METRIC_SCRIPT = """
+import json, sys
+import numpy as np
+import evaluate
+from hf_ssl.metrics import metric_path
+
+data = dict(np.load(sys.argv[1], allow_pickle=False))
+words = [str(w) for w in data["words"]]
+results = {}
+knn = evaluate.load(metric_path("knn"))
+results["knn"] = knn.compute(features=data["knn_query"], labels=data["knn_query_labels"], k=3, temperature=0.5,
+                             train_features=data["knn_bank"], train_labels=data["knn_bank_labels"])
+linear = evaluate.load(metric_path("linear"))
+results["linear"] = linear.compute(features=data["sep_test"], labels=data["sep_test_labels"],
+                                   train_features=data["sep_train"], train_labels=data["sep_train_labels"])
+results["linear_flipped"] = linear.compute(features=data["sep_test"], labels=1 - data["sep_test_labels"],
+                                           train_features=data["sep_train"], train_labels=data["sep_train_labels"])
+few_shot = evaluate.load(metric_path("few-shot"))
+results["few_shot"] = few_shot.compute(features=data["sep_test"], labels=data["sep_test_labels"], shots=5,
+                                       episodes=3, train_features=data["sep_train"], train_labels=data["sep_train_labels"])
+zero_shot = evaluate.load(metric_path("zero-shot"))
+results["zero_shot"] = zero_shot.compute(image_embeddings=data["zs_images"], labels=data["zs_labels"],
+                                         class_embeddings=data["zs_classes"])
+similarity = evaluate.load(metric_path("word-similarity"))
+pairs = [line.split(",") for line in data["pairs"]]
+results["word_similarity"] = similarity.compute(word1=[p[0] for p in pairs], word2=[p[1] for p in pairs],
+                                                score=[float(p[2]) for p in pairs], vectors=data["vectors"], words=words)
+analogy = evaluate.load(metric_path("analogy"))
+questions = [line.split() for line in data["questions"]]
+results["analogy"] = analogy.compute(a=[q[0] for q in questions], b=[q[1] for q in questions],
+                                     c=[q[2] for q in questions], d=[q[3] for q in questions],
+                                     vectors=data["vectors"], words=words)
+fill_mask = evaluate.load(metric_path("fill-mask"))
+texts = [str(t) for t in data["texts"]]
+results["fill_mask_hit"] = fill_mask.compute(text=texts, model_id=sys.argv[2])
+results["fill_mask_miss"] = fill_mask.compute(text=texts, model_id=sys.argv[3])
+print(json.dumps(results))
+"""
+
+
+def _knn_by_hand(bank, bank_labels, queries, k, temperature):
+    predictions = []
+    for q in queries.tolist():
+        sims = []
+        for row in bank.tolist():
+            sims.append(sum(a * b for a, b in zip(q, row)) / math.sqrt(sum(a * a for a in q) * sum(b * b for b in row)))
+        votes = {}
+        for i in sorted(range(len(sims)), key=lambda i: -sims[i])[:k]:
+            votes[int(bank_labels[i])] = votes.get(int(bank_labels[i]), 0.0) + math.exp(sims[i] / temperature)
+        predictions.append(max(votes, key=votes.get))
+    return predictions
+
+
+def _masked_lm_folder(folder, tokenizer, favoured_token: str):
+    """A tiny BERT masked LM whose output bias makes it always predict `favoured_token`."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    model = BertForMaskedLM(config)
+    with torch.no_grad():
+        model.cls.predictions.bias.zero_()
+        model.cls.predictions.bias[tokenizer.convert_tokens_to_ids(favoured_token)] = 1e4
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_metric_modules_load_offline_by_path_and_match_independent_computations(tmp_path):
+    from hf_ssl.data.tokenizers import train_wordpiece
+
+    g = torch.Generator().manual_seed(0)
+    # kNN: overlapping clusters, so votes are mixed
+    knn_bank_labels = torch.arange(30) % 3
+    knn_bank = torch.randn(3, 4, generator=g)[knn_bank_labels] + torch.randn(30, 4, generator=g)
+    knn_query_labels = torch.arange(12) % 3
+    knn_query = torch.randn(3, 4, generator=g)[knn_query_labels] + torch.randn(12, 4, generator=g)
+    # separable: class = sign of the first coordinate, with a margin
+    sep_train_labels = torch.arange(40) % 2
+    # after standardisation every dim has unit variance: the first is two tight clusters at about +-1, the others noise
+    sep_train = torch.randn(40, 5, generator=g)
+    sep_train[:, 0] = (2 * sep_train_labels - 1) * (3 + 0.1 * sep_train[:, 0].abs())
+    sep_test_labels = torch.arange(30) % 2
+    sep_test = torch.randn(30, 5, generator=g)
+    sep_test[:, 0] = (2 * sep_test_labels - 1) * (3 + 0.1 * sep_test[:, 0].abs())
+    # zero-shot: class c's text embedding is the basis vector e_c; images near one of them
+    zs_classes = torch.eye(6, 8)
+    zs_labels = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1])
+    zs_images = torch.randn(8, 8, generator=g)
+    # word vectors: queen = king - man + woman exactly, the other answers wrong or out of the vocabulary
+    words = ["king", "man", "woman", "queen", "paris", "france", "rome", "italy", "apple"]
+    vectors = torch.randn(9, 6, generator=g)
+    vectors[3] = vectors[0] - vectors[1] + vectors[2]
+    pairs = ["king,queen,9", "man,woman,7", "paris,rome,5", "france,apple,1", "king,zebra,3"]
+    questions = ["man king woman queen", "king man queen woman", "france paris italy apple", "man king woman zebra"]
+    texts = ["alpha alpha alpha alpha alpha alpha alpha alpha"] * 20
+    tokenizer = train_wordpiece(texts + ["beta gamma"], vocab_size=40)
+    hit = _masked_lm_folder(tmp_path / "hit", tokenizer, "alpha")
+    miss = _masked_lm_folder(tmp_path / "miss", tokenizer, "beta")
+    arrays = dict(knn_bank=knn_bank, knn_bank_labels=knn_bank_labels, knn_query=knn_query,
+                  knn_query_labels=knn_query_labels, sep_train=sep_train, sep_train_labels=sep_train_labels,
+                  sep_test=sep_test, sep_test_labels=sep_test_labels, zs_classes=zs_classes, zs_labels=zs_labels,
+                  zs_images=zs_images, vectors=vectors)
+    np.savez(tmp_path / "data.npz", **{k: v.numpy() for k, v in arrays.items()}, words=np.array(words),
+             pairs=np.array(pairs), questions=np.array(questions), texts=np.array(texts))
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"),
+           "HF_HOME": str(tmp_path / "hf_home")}
+    run = subprocess.run([sys.executable, "-c", _METRIC_SCRIPT, str(tmp_path / "data.npz"), hit, miss],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-5000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+
+    expected_knn = _knn_by_hand(knn_bank, knn_bank_labels, knn_query, k=3, temperature=0.5)
+    assert results["knn"]["accuracy"] == pytest.approx(np.mean(np.array(expected_knn) == knn_query_labels.numpy()))
+    assert 0 < results["knn"]["accuracy"] < 1  # a case where the votes matter
+    assert results["linear"]["accuracy"] == 1.0 and results["linear_flipped"]["accuracy"] == 0.0
+    assert results["few_shot"] == {"accuracy": 1.0, "std": 0.0}
+    unit = F.normalize(zs_images, dim=1) @ F.normalize(zs_classes, dim=1).T
+    top5 = unit.topk(5, dim=1).indices
+    assert results["zero_shot"]["top1"] == pytest.approx((unit.argmax(1) == zs_labels).float().mean().item())
+    assert results["zero_shot"]["top5"] == pytest.approx((top5 == zs_labels[:, None]).any(1).float().mean().item())
+    # word similarity: 4 of 5 pairs known; rho of their cosines against the human scores, ranked by hand
+    index = {w: i for i, w in enumerate(words)}
+    known = [p.split(",") for p in pairs if all(w in index for w in p.split(",")[:2])]
+    cosines = [F.cosine_similarity(vectors[index[a]], vectors[index[b]], dim=0).item() for a, b, _ in known]
+    rank = lambda values: np.argsort(np.argsort(values))  # noqa: E731  (no ties here)
+    rc, rh = rank(cosines), rank([float(s) for *_, s in known])
+    n = len(known)
+    rho = 1 - 6 * float(((rc - rh) ** 2).sum()) / (n * (n * n - 1))
+    assert results["word_similarity"]["pairs_used"] == 4
+    assert results["word_similarity"]["spearman"] == pytest.approx(rho)
+    # analogy: 3 questions in the vocabulary; the first is exact, the others checked by brute force
+    unit_words = F.normalize(vectors, dim=1)
+    correct = []
+    for a, b, c, d in (q.split() for q in questions[:3]):
+        scores = unit_words @ (unit_words[index[b]] - unit_words[index[a]] + unit_words[index[c]])
+        scores[[index[a], index[b], index[c]]] = -float("inf")
+        correct.append(words[int(scores.argmax())] == d)
+    assert correct[0] and results["analogy"]["questions_used"] == 3
+    assert results["analogy"]["accuracy"] == pytest.approx(np.mean(correct))
+    # fill-mask: every masked token is "alpha"; the model that always says "alpha" is always right, the other never
+    assert results["fill_mask_hit"]["accuracy"] == 1.0 and results["fill_mask_miss"]["accuracy"] == 0.0
+    assert results["fill_mask_hit"]["num_predictions"] > 0
+    assert results["fill_mask_miss"]["baseline_accuracy"] == 1.0

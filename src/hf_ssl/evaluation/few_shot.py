@@ -8,8 +8,9 @@ protocol is repeated over several seeded episodes and reported as mean and stand
 
 The head is :func:`hf_ssl.evaluation.linear_probe.linear_probe` with one fixed L2 strength: there is no
 validation split to choose it from (holding out some of k labels per class would make it few-shot on fewer
-shots). Features are standardised with the statistics of the episode's k-shot subset, as the probe does with
-its training set.
+shots). Features are standardised with the mean and standard deviation of the whole train split: what is scarce
+in the few-shot setting is labels, not images, and statistics of k examples per class are too noisy (they scale
+a dimension that merely varies little among the drawn examples up to the weight of an informative one).
 """
 
 from __future__ import annotations
@@ -92,13 +93,14 @@ def few_shot(
         raise HfSslError(f"episodes must be >= 1, got {episodes}")
     train_labels = torch.as_tensor(train_labels).long().cpu()
     check_shots(train_labels, shots, num_classes)
-    train_features = torch.as_tensor(train_features)
+    train_features = torch.as_tensor(train_features).detach().float().cpu()
+    pool_statistics = (train_features.mean(dim=0), train_features.std(dim=0, unbiased=False))
     accuracies = []
     for episode in range(episodes):
         subset = sample_few_shot_indices(train_labels, shots, num_classes,
                                          torch.Generator().manual_seed(seed + episode))
         probe = linear_probe(train_features[subset], train_labels[subset], test_features, test_labels, num_classes,
-                             weight_decays=(weight_decay,), max_iter=max_iter)
+                             weight_decays=(weight_decay,), max_iter=max_iter, feature_statistics=pool_statistics)
         accuracies.append(probe.accuracy)
     mean = sum(accuracies) / episodes
     std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (episodes - 1)) if episodes > 1 else 0.0

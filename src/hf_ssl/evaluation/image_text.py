@@ -84,6 +84,16 @@ def top_k_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return (scores.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
 
 
+def zero_shot_accuracy(image_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor,
+                       ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """Top-k accuracy of assigning each image the classes of highest cosine similarity between its embedding and the
+    class embeddings (the zero-shot classifier built from prompts by :func:`zero_shot_weights`)."""
+    scores = F.normalize(torch.as_tensor(image_embeds).float(), dim=-1) @ F.normalize(
+        torch.as_tensor(class_embeds).float(), dim=-1).T
+    labels = torch.as_tensor(labels).long()
+    return {k: top_k_accuracy(scores, labels, k) for k in ks}
+
+
 def retrieval_recall(image_embeds: torch.Tensor, text_embeds: torch.Tensor, text_image: torch.Tensor,
                      ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Recall@K both ways. `text_image[j]` is the image caption j describes (several captions may share one).
@@ -157,9 +167,9 @@ def evaluate_image_text_model(
         if protocol == "zero-shot":
             weights = zero_shot_weights(model, tokenizer, dataset.class_names, templates)
             labels = labels_to_tensor(dataset.splits[test], dataset.label_column)
-            scores = test_embeds @ weights.T
-            value = top_k_accuracy(scores, labels, 1)
-            params = {"top5": top_k_accuracy(scores, labels, 5), "num_templates": len(templates),
+            top = zero_shot_accuracy(test_embeds, weights, labels, (1, 5))
+            value = top[1]
+            params = {"top5": top[5], "num_templates": len(templates),
                       "num_classes": len(dataset.class_names)}
         elif protocol == "retrieval":
             texts, owners = captions_of(dataset, test)
