@@ -173,24 +173,29 @@ def _sentiment_texts(n: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+def _sentiment_csv_folder(folder):
+    """A local dataset (train.csv, test.csv) with a text and an integer label column."""
+    import csv
+
+    folder.mkdir()
+    for split, n, seed in (("train", 96, 0), ("test", 40, 1)):
+        texts, labels = _sentiment_texts(n, seed)
+        with open(folder / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(zip(texts, labels))
+    return folder
+
+
 def test_finetune_text_encoder_through_the_cli(tmp_path, capsys):
     """An mlm-style export (BertForMaskedLM + fast WordPiece tokenizer) fine-tuned as a sequence classifier on a local
     csv dataset with text and label columns; stdout stays the JSON of the results."""
-    import csv
-
     from transformers import BertConfig, BertForMaskedLM
 
     from hf_ssl.cli import main
     from hf_ssl.data.tokenizers import train_wordpiece
 
-    data = tmp_path / "reviews"
-    data.mkdir()
-    for split, n, seed in (("train", 96, 0), ("test", 40, 1)):
-        texts, labels = _sentiment_texts(n, seed)
-        with open(data / f"{split}.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            writer.writerows(zip(texts, labels))
+    data = _sentiment_csv_folder(tmp_path / "reviews")
     model_dir = tmp_path / "bert"
     tokenizer = train_wordpiece(_sentiment_texts(200, 2)[0], vocab_size=60)
     torch.manual_seed(0)
@@ -206,6 +211,27 @@ def test_finetune_text_encoder_through_the_cli(tmp_path, capsys):
     assert "horizontal_flip" not in entry["params"]
     assert entry["value"] >= 0.9, entry
     assert json.loads((model_dir / "eval_results.json").read_text())["finetune"]["value"] == entry["value"]
+
+
+def test_pretrain_runs_the_requested_extra_protocols(tmp_path):
+    """`--eval_protocols` reaches the new protocols: few-shot for an image method, finetune (on the exported folder)
+    for a text one trained on a labelled corpus; both land in eval_results.json and the card."""
+    from hf_ssl.cli import main
+
+    image_out, text_out = tmp_path / "mae", tmp_path / "mlm"
+    main(["pretrain", "--preset", "tiny", "--max_steps", "2", "--eval_protocols", "knn,few-shot", "--report_to", "none",
+          "--output_dir", str(image_out)])
+    few = json.loads((image_out / "eval_results.json").read_text())["few-shot"]
+    assert few["params"]["shots"] == 10 and len(few["params"]["episode_accuracies"]) == 5 and 0 < few["value"] <= 1
+    assert "few-shot linear probe (10 labels per class, mean of 5 episodes)" in (image_out / "README.md").read_text()
+
+    data = _sentiment_csv_folder(tmp_path / "reviews")
+    main(["pretrain", "--method", "mlm", "--preset", "tiny", "--dataset", str(data), "--max_steps", "2",
+          "--eval_protocols", "fill-mask,finetune", "--output_dir", str(text_out)])
+    results = json.loads((text_out / "eval_results.json").read_text())
+    assert {"fill-mask", "finetune"} <= set(results) and results["finetune"]["dataset"] == "reviews"
+    assert "fine-tuned end to end (3 epochs)" in (text_out / "README.md").read_text()
+    assert not any("finetune" in p.name for p in text_out.iterdir())  # Trainer's folder was a removed temporary one
 
 
 @pytest.mark.parametrize("argv, message", [
