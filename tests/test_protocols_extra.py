@@ -237,6 +237,7 @@ def test_pretrain_runs_the_requested_extra_protocols(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--protocol", "knn,semi-supervised"], "unknown protocol 'semi-supervised' for an image encoder"),
     (["--protocol", "few-shot", "--shots", "500"], "class 0 has"),
+    (["--protocol", "finetune", "--epochs", "0"], "invalid fine-tuning settings"),
 ])
 def test_evaluate_bad_protocol_input_is_one_line(resnet_folder, capsys, argv, message):
     from hf_ssl.cli import main

@@ -113,6 +113,9 @@ def pretrain(argv: list[str]) -> None:
 
 
 def evaluate(argv: list[str]) -> None:
+    from .evaluation.few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
+    from .evaluation.finetune import FinetuneSettings, finetune_text_classifier, is_text_model
+
     parser = _parser("hf-ssl evaluate", "Evaluate an exported encoder on a labelled dataset; prints JSON.")
     parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any encoder folder)")
     parser.add_argument("--dataset", default=None, help="default: digits (images), python-docs (text protocols)")
@@ -130,12 +133,13 @@ def evaluate(argv: list[str]) -> None:
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--shots", type=int, default=10, help="few-shot: labelled examples per class")
-    parser.add_argument("--episodes", type=int, default=5, help="few-shot: seeded draws averaged")
-    parser.add_argument("--epochs", type=float, default=3.0, help="finetune: training epochs")
-    parser.add_argument("--learning_rate", type=float, default=5e-4, help="finetune: peak AdamW learning rate "
-                        "(linear warmup over 10%% of the steps, then cosine)")
-    parser.add_argument("--finetune_batch_size", type=int, default=64, help="finetune: training batch size")
+    parser.add_argument("--shots", type=int, default=DEFAULT_SHOTS, help="few-shot: labelled examples per class")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="few-shot: seeded draws averaged")
+    parser.add_argument("--epochs", type=float, default=FinetuneSettings.epochs, help="finetune: training epochs")
+    parser.add_argument("--learning_rate", type=float, default=FinetuneSettings.learning_rate,
+                        help="finetune: peak AdamW learning rate (linear warmup over 10%% of the steps, then cosine)")
+    parser.add_argument("--finetune_batch_size", type=int, default=FinetuneSettings.batch_size,
+                        help="finetune: training batch size")
     parser.add_argument("--pairs", default=None, help="word-similarity: word1,word2,score file (default: gensim's "
                         "WordSim-353)")
     parser.add_argument("--questions", default=None, help="analogy: Google analogy style file (default: gensim's "
@@ -167,8 +171,6 @@ def evaluate(argv: list[str]) -> None:
         return
     # --- end of word vectors ---
     # --- fine-tuning (image and text encoders) ---
-    from .evaluation.finetune import FinetuneSettings, finetune_text_classifier, is_text_model
-
     finetune_settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate,
                                          batch_size=args.finetune_batch_size)
     if "finetune" in protocols and is_text_model(model_dir):

@@ -49,6 +49,13 @@ class FinetuneSettings:
     horizontal_flip: bool = True  # images only
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not (self.epochs > 0 and self.learning_rate > 0 and self.batch_size >= 1 and self.weight_decay >= 0
+                and 0 <= self.warmup_fraction < 1):
+            raise HfSslError(f"invalid fine-tuning settings: epochs {self.epochs} and learning rate "
+                             f"{self.learning_rate} must be positive, batch size {self.batch_size} at least 1, weight "
+                             f"decay {self.weight_decay} non-negative, warmup fraction {self.warmup_fraction} in [0, 1)")
+
 
 class _ClassificationDataset(Dataset):
     """(input tensor, label) rows for Trainer: images as uint8 (N, C, H, W), normalised in the collator."""
