@@ -113,6 +113,9 @@ def pretrain(argv: list[str]) -> None:
 
 
 def evaluate(argv: list[str]) -> None:
+    from .evaluation.few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
+    from .evaluation.finetune import FinetuneSettings, finetune_text_classifier, is_text_model
+
     parser = _parser("hf-ssl evaluate", "Evaluate an exported encoder on a labelled dataset; prints JSON.")
     parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any encoder folder)")
     parser.add_argument("--dataset", default=None, help="default: digits (images), python-docs (text protocols)")
@@ -120,7 +123,9 @@ def evaluate(argv: list[str]) -> None:
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
     parser.add_argument("--text_column", default=None, help="captions (retrieval)")
-    parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear; image-text models also "
+    parser.add_argument("--protocol", default="knn", help="comma-separated: knn, linear, few-shot (k labels per class, "
+                        "mean/std over episodes), finetune (end to end with Trainer; also text encoders, on a dataset "
+                        "with text and label columns: default austen); image-text models also "
                         "zero-shot (prompt-ensembled class names, top-1/top-5) and retrieval (recall@1/5 both ways); masked "
                         "language models fill-mask, causal ones perplexity (held-out, next to a unigram baseline); word2vec "
                         "word-similarity (Spearman) and analogy (3CosAdd accuracy)")
@@ -128,6 +133,13 @@ def evaluate(argv: list[str]) -> None:
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
     parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--shots", type=int, default=DEFAULT_SHOTS, help="few-shot: labelled examples per class")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="few-shot: seeded draws averaged")
+    parser.add_argument("--epochs", type=float, default=FinetuneSettings.epochs, help="finetune: training epochs")
+    parser.add_argument("--learning_rate", type=float, default=FinetuneSettings.learning_rate,
+                        help="finetune: peak AdamW learning rate (linear warmup over 10%% of the steps, then cosine)")
+    parser.add_argument("--finetune_batch_size", type=int, default=FinetuneSettings.batch_size,
+                        help="finetune: training batch size")
     parser.add_argument("--pairs", default=None, help="word-similarity: word1,word2,score file (default: gensim's "
                         "WordSim-353)")
     parser.add_argument("--questions", default=None, help="analogy: Google analogy style file (default: gensim's "
@@ -158,6 +170,23 @@ def evaluate(argv: list[str]) -> None:
         _record_evaluation(model_dir, evaluate_word_vectors(vectors, words, protocols, args.pairs, args.questions))
         return
     # --- end of word vectors ---
+    # --- fine-tuning (image and text encoders) ---
+    finetune_settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate,
+                                         batch_size=args.finetune_batch_size)
+    if "finetune" in protocols and is_text_model(model_dir):
+        from .data.text import load_text_corpus, text_corpus_name
+
+        if protocols != ["finetune"]:
+            raise HfSslError(f"a text encoder is evaluated with finetune alone (got {', '.join(protocols)})")
+        if args.label_column not in (None, "label"):
+            raise HfSslError("text datasets are read with their labels in a 'label' column; --label_column does not "
+                             "apply")
+        spec = args.dataset or "austen"  # the built-in labelled text task: which novel a paragraph is from
+        corpus = load_text_corpus(spec, args.data_dir, args.text_column)
+        _record_evaluation(model_dir, {"finetune": finetune_text_classifier(model_dir, corpus, text_corpus_name(spec),
+                                                                            finetune_settings)})
+        return
+    # --- end of fine-tuning ---
     dataset = load_image_dataset(args.dataset or "digits", args.data_dir, args.image_column, args.label_column,
                                  args.text_column)
     image_text = load_image_text_model(model_dir)  # None for an image encoder
@@ -167,14 +196,21 @@ def evaluate(argv: list[str]) -> None:
         results = evaluate_image_text_model(
             model, processor.tokenizer, dataset, image_processor.crop_size["height"],
             model.config.vision_config.num_channels, image_processor.image_mean, image_processor.image_std,
-            protocols, k=args.k)
+            protocols, k=args.k, shots=args.shots, episodes=args.episodes)
     else:
+        from .evaluation.image_protocols import PROTOCOLS as IMAGE_PROTOCOLS
+
+        unknown = [p for p in protocols if p not in IMAGE_PROTOCOLS]
+        if unknown:  # before the encoder loads
+            raise HfSslError(f"unknown protocol '{unknown[0]}' for an image encoder (available: "
+                             f"{', '.join(IMAGE_PROTOCOLS)})")
         encoder, processor = load_encoder(model_dir)
         size = processor.size.get("height") or processor.size.get("shortest_edge")
         results = evaluate_image_encoder(
             encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
             protocols=protocols, pooling=args.pooling, k=args.k,
-            temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size)
+            temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size,
+            shots=args.shots, episodes=args.episodes, model_dir=model_dir, finetune_settings=finetune_settings)
     _record_evaluation(model_dir, results)
 
 

@@ -23,6 +23,7 @@ from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
 from ..errors import HfSslError, first_line
 from .features import extract_features
+from .few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
 from .image_protocols import frozen_feature_protocol
 
 
@@ -83,6 +84,16 @@ def top_k_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return (scores.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
 
 
+def zero_shot_accuracy(image_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor,
+                       ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """Top-k accuracy of assigning each image the classes of highest cosine similarity between its embedding and the
+    class embeddings (the zero-shot classifier built from prompts by :func:`zero_shot_weights`)."""
+    scores = F.normalize(torch.as_tensor(image_embeds).float(), dim=-1) @ F.normalize(
+        torch.as_tensor(class_embeds).float(), dim=-1).T
+    labels = torch.as_tensor(labels).long()
+    return {k: top_k_accuracy(scores, labels, k) for k in ks}
+
+
 def retrieval_recall(image_embeds: torch.Tensor, text_embeds: torch.Tensor, text_image: torch.Tensor,
                      ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Recall@K both ways. `text_image[j]` is the image caption j describes (several captions may share one).
@@ -119,6 +130,7 @@ def applicable_protocols(dataset: ImageDataset) -> dict[str, str | None]:
         "retrieval": None if dataset.text_column and dataset.test_split else f"{dataset.name} has no captioned test split",
         "knn": None if labelled else no_labels,
         "linear": None if labelled else no_labels,
+        "few-shot": None if labelled else no_labels,
     }
 
 
@@ -126,6 +138,7 @@ def evaluate_image_text_model(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: ImageDataset, image_size: int,
     num_channels: int, image_mean: Sequence[float], image_std: Sequence[float], protocols: Sequence[str],
     templates: Sequence[str] = EVAL_TEMPLATES, k: int = 20, images: dict[str, torch.Tensor] | None = None,
+    shots: int = DEFAULT_SHOTS, episodes: int = DEFAULT_EPISODES,
 ) -> dict[str, dict[str, Any]]:
     """`{protocol: {"protocol", "dataset", "split", "value", "params"}}`; zero-shot's value is top-1 accuracy (top-5 in
     params), retrieval's the mean of the four recalls (each in params). kNN / linear probe use the image embeddings."""
@@ -154,9 +167,9 @@ def evaluate_image_text_model(
         if protocol == "zero-shot":
             weights = zero_shot_weights(model, tokenizer, dataset.class_names, templates)
             labels = labels_to_tensor(dataset.splits[test], dataset.label_column)
-            scores = test_embeds @ weights.T
-            value = top_k_accuracy(scores, labels, 1)
-            params = {"top5": top_k_accuracy(scores, labels, 5), "num_templates": len(templates),
+            top = zero_shot_accuracy(test_embeds, weights, labels, (1, 5))
+            value = top[1]
+            params = {"top5": top[5], "num_templates": len(templates),
                       "num_classes": len(dataset.class_names)}
         elif protocol == "retrieval":
             texts, owners = captions_of(dataset, test)
@@ -169,7 +182,7 @@ def evaluate_image_text_model(
             train_embeds = embeds(train)
             num_classes = int(max(train_labels.max(), test_labels.max())) + 1
             value, params = frozen_feature_protocol(protocol, train_embeds, train_labels, test_embeds, test_labels,
-                                                    num_classes, k=k)
+                                                    num_classes, k=k, shots=shots, episodes=episodes)
             params["features"] = "image embeddings"
         results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": float(value),
                              "params": params, "metric": metric}

@@ -79,6 +79,7 @@ def linear_probe(
     max_iter: int = 200,
     val_fraction: float = 0.1,
     seed: int = 0,
+    feature_statistics: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> LinearProbeResult:
     """Linear evaluation of frozen features (the SimCLR / MoCo linear protocol).
 
@@ -107,6 +108,8 @@ def linear_probe(
         max_iter: maximum L-BFGS iterations per fit.
         val_fraction: fraction of the train set held out to select ``wd``.
         seed: seed of the train/val split.
+        feature_statistics: the (mean, std) to standardise with, when they should come from a larger unlabelled
+            pool than the labelled train set (few-shot); default: the train set's.
     """
     weight_decays = [float(wd) for wd in weight_decays]
     if not weight_decays or any(wd < 0 for wd in weight_decays):
@@ -125,8 +128,10 @@ def linear_probe(
         if y.min() < 0 or y.max() >= num_classes:
             raise ValueError(f"labels must lie in [0, {num_classes})")
 
-    mean = x_tr.mean(dim=0)
-    std = x_tr.std(dim=0, unbiased=False)
+    if feature_statistics is None:
+        mean, std = x_tr.mean(dim=0), x_tr.std(dim=0, unbiased=False)
+    else:
+        mean, std = (torch.as_tensor(v).detach().float().cpu() for v in feature_statistics)
     # Constant features would otherwise blow up any test sample that differs.
     std = torch.where(std > 1e-6 * std.max().clamp_min(1e-12), std, torch.ones_like(std))
     x_tr = (x_tr - mean) / std

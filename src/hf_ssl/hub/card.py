@@ -18,6 +18,8 @@ EVAL_RESULTS_FILE = "eval_results.json"  # in OUT/: {protocol: {dataset, split, 
 
 PROTOCOL_NAMES = {
     "knn": "kNN (cosine, k={k}, weighted)", "linear": "linear probe (logistic regression)",
+    "few-shot": "few-shot linear probe ({shots} labels per class, mean of {episodes} episodes)",
+    "finetune": "fine-tuned end to end ({epochs:g} epochs)",
     "zero-shot": "zero-shot top-1 ({num_templates} held-out prompt templates)",
     "retrieval": "retrieval, mean of image-text recall@1/5 both ways",
     "fill-mask": "masked-token top-1 accuracy ({mask_probability:.0%} of tokens masked)",

@@ -56,7 +56,7 @@ class PretrainArguments:
     image_size: int | None = field(default=None, metadata={"help": "input size in pixels (overrides the preset)"})
     patch_size: int | None = field(default=None, metadata={"help": "ViT patch size (overrides the preset)"})
     eval_protocols: str = field(default="auto", metadata={
-        "help": "comma-separated protocols run on the test split after training (image encoders: knn, linear; "
+        "help": "comma-separated protocols run on the test split after training (image encoders: knn, linear, few-shot, finetune; "
                 "CLIP: zero-shot, retrieval, knn, linear), 'auto' (the method's usual ones) or 'none'"})
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN evaluation"})
     pooling: str = field(default="auto", metadata={"help": "feature pooling for evaluation: auto | cls | mean"})
@@ -156,6 +156,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
     export_pretrained(trainer.model, method, out_dir, run_info, prepared.processor)
     modality.verify_export(out_dir, config, dataset)
+    prepared.export_dir = out_dir  # evaluation may load the export as users do (finetune)
     results = modality.evaluate(trainer.model, config, dataset, prepared, args, protocols) if protocols else {}
     if results:
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)

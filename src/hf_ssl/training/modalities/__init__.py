@@ -30,6 +30,8 @@ class PreparedData:
     processor: Any  # saved next to the exported model: an image processor, a tokenizer or a multimodal processor
     # split -> its images already decoded at the model's size (uint8), for the evaluation after training
     images: dict[str, torch.Tensor] = field(default_factory=dict)
+    # the exported folder (OUT), set by the loop once written: protocols that load the model as users do (finetune)
+    export_dir: Path | None = None
 
 
 class Modality:

@@ -1,5 +1,6 @@
 """Images: the modality of the image SSL methods (MAE, SimCLR, DINO, ...). Trains on the pixels of a labelled or
-unlabelled image dataset, exports an image processor, evaluates the encoder's frozen features (kNN, linear probe)."""
+unlabelled image dataset, exports an image processor, evaluates the encoder's frozen features (kNN, linear probe,
+few-shot) and, on request, the exported encoder fine-tuned end to end."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from . import Modality, PreparedData, register_modality
 
 class ImageModality(Modality):
     name = "image"
-    protocols = default_protocols = ("knn", "linear")
+    protocols = ("knn", "linear", "few-shot", "finetune")
+    default_protocols = ("knn", "linear")  # few-shot repeats probes, finetune trains: both on request only
     pipeline_tag = "image-feature-extraction"
 
     def load_dataset(self, args) -> ImageDataset:
@@ -53,7 +55,8 @@ class ImageModality(Modality):
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         return evaluate_image_encoder(
             model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
-            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.images)
+            config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.images,
+            model_dir=prepared.export_dir)
 
     def plots(self, model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData, args,
               plots_dir: Path) -> None:

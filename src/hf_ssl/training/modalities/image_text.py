@@ -28,7 +28,7 @@ PIPELINE_TEMPLATE = "This is a photo of {}."  # the zero-shot pipeline's default
 
 class ImageTextModality(Modality):
     name = "image-text"
-    protocols = ("zero-shot", "retrieval", "knn", "linear")
+    protocols = ("zero-shot", "retrieval", "knn", "linear", "few-shot")
     default_protocols = ("zero-shot", "retrieval", "knn")
     card_template = "image_text.md.j2"
     pipeline_tag = "zero-shot-image-classification"

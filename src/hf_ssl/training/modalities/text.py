@@ -19,6 +19,7 @@ from ...data.language_modeling import block_framing, continuation_token_table, n
 from ...data.text import load_text_corpus, text_corpus_name
 from ...data.tokenizers import LANGUAGE_MODEL_TOKENIZER_TRAINERS, load_tokenizer, trained_or_cached_tokenizer
 from ...errors import HfSslError
+from ...evaluation.finetune import finetune_text_classifier
 from ...evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model
 from ...hub.export import portable_value
 from ...nn.backbone import describe_backbone, is_checkpoint_spec
@@ -36,8 +37,9 @@ class TextCorpus:
 
 
 def supported_protocols(config) -> list[str]:
-    """The evaluation protocols that apply to a method's model: fill-mask for masked LMs, perplexity for causal."""
-    return [p for p, causal in LANGUAGE_PROTOCOLS.items() if causal == config.causal]
+    """The evaluation protocols that apply to a method's model: fill-mask for masked LMs, perplexity for causal; for
+    both, finetune (the export as a sequence classifier, on a corpus with a 'label' column; never by default)."""
+    return [p for p, causal in LANGUAGE_PROTOCOLS.items() if causal == config.causal] + ["finetune"]
 
 
 class TextCorpusModality(Modality):
@@ -52,7 +54,7 @@ class TextCorpusModality(Modality):
 
 class TextModality(TextCorpusModality):
     name = "text"
-    protocols = tuple(LANGUAGE_PROTOCOLS)
+    protocols = (*LANGUAGE_PROTOCOLS, "finetune")
     default_protocols = tuple(LANGUAGE_PROTOCOLS)  # narrowed to the model's kind in `prepare` and `evaluate`
     card_template = "text.md.j2"
     pipeline_tag = "fill-mask"
@@ -68,6 +70,9 @@ class TextModality(TextCorpusModality):
             if unsupported:
                 raise HfSslError(f"cannot evaluate {unsupported[0]} on a {config.pipeline_tag} model "
                                  f"(its protocols: {', '.join(supported_protocols(config))})")
+            if "finetune" in requested and "label" not in dataset.splits["train"].column_names:
+                raise HfSslError(f"cannot evaluate finetune: {dataset.name} has no 'label' column (austen has one: "
+                                 "which novel a paragraph is from)")
         train = dataset.splits["train"]
         tokenizer = self._tokenizer(config, args, work_dir, train)
         self._fit_config(config, tokenizer, args)
@@ -135,9 +140,12 @@ class TextModality(TextCorpusModality):
 
     def evaluate(self, model, config, dataset: TextCorpus, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
-        applicable = [p for p in protocols if p in supported_protocols(config)]
-        return evaluate_language_model(model.exported_encoder(), prepared.processor, dataset.splits, dataset.name,
-                                       config.max_length, applicable)
+        applicable = [p for p in protocols if p in supported_protocols(config) and p != "finetune"]
+        results = evaluate_language_model(model.exported_encoder(), prepared.processor, dataset.splits, dataset.name,
+                                          config.max_length, applicable)
+        if "finetune" in protocols:
+            results["finetune"] = finetune_text_classifier(prepared.export_dir, dataset.splits, dataset.name)
+        return results
 
     def verify_export(self, out_dir: Path, config, dataset: TextCorpus) -> None:
         """Without tokenizer.json the pipeline tokenizes everything as unknown; ids beyond the embedding table crash
