@@ -17,6 +17,8 @@ def _card_from(pretrained_out, tmp_path, **run_info_changes):
     results = {  # measured-looking values; what matters is that each one reaches the card unchanged
         "knn": {"protocol": "knn", "dataset": dataset, "split": "test", "value": 0.81234, "params": {"k": 20}},
         "linear": {"protocol": "linear", "dataset": dataset, "split": "test", "value": 0.85678, "params": {}},
+        "few-shot": {"protocol": "few-shot", "dataset": dataset, "split": "test", "value": 0.48,
+                     "params": {"shots": 10, "episodes": 5, "std": 0.01234}},
     }
     write_model_card(tmp_path, run_info, results)
     return ModelCard.load(tmp_path / "README.md"), results
@@ -28,10 +30,12 @@ def test_every_result_is_one_model_index_entry_with_its_value(pretrained_out, tm
     # one EvalResult per metric, i.e. per protocol and split.
     parsed = card.data.eval_results
     found = {(r.metric_name.split(" ")[0], r.dataset_name, r.dataset_split, r.metric_type, r.metric_value) for r in parsed}
-    assert found == {("kNN", "digits", "test", "accuracy", 0.8123), ("linear", "digits", "test", "accuracy", 0.8568)}
+    assert found == {("kNN", "digits", "test", "accuracy", 0.8123), ("linear", "digits", "test", "accuracy", 0.8568),
+                     ("few-shot", "digits", "test", "accuracy", 0.48)}
     assert all(r.task_type == "image-classification" for r in parsed)
     # the body's table shows the same numbers
-    assert "81.23%" in card.text and "85.68%" in card.text
+    assert "81.23% |" in card.text and "85.68% |" in card.text
+    assert "48.00% ± 1.23 |" in card.text  # few-shot: mean ± std over its episodes
 
 
 def test_builtin_dataset_is_named_by_its_hub_id_local_data_is_not_listed(pretrained_out, tmp_path):

@@ -39,7 +39,8 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
     out_dir = Path(out_dir)
     results = [
         dict(protocol_name=protocol_display_name(key, entry), dataset=entry["dataset"], split=entry["split"],
-             value=entry["value"], metric=entry.get("metric", "accuracy"))
+             value=entry["value"], metric=entry.get("metric", "accuracy"),
+             spread=entry.get("params", {}).get("std"))  # over few-shot episodes
         for key, entry in sorted(eval_results.items())
     ]
     card_data = ModelCardData(
