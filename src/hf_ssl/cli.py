@@ -198,12 +198,9 @@ def evaluate(argv: list[str]) -> None:
             model.config.vision_config.num_channels, image_processor.image_mean, image_processor.image_std,
             protocols, k=args.k, shots=args.shots, episodes=args.episodes)
     else:
-        from .evaluation.image_protocols import PROTOCOLS as IMAGE_PROTOCOLS
+        from .evaluation.image_protocols import check_image_protocols
 
-        unknown = [p for p in protocols if p not in IMAGE_PROTOCOLS]
-        if unknown:  # before the encoder loads
-            raise HfSslError(f"unknown protocol '{unknown[0]}' for an image encoder (available: "
-                             f"{', '.join(IMAGE_PROTOCOLS)})")
+        check_image_protocols(protocols)  # before the encoder loads
         encoder, processor = load_encoder(model_dir)
         size = processor.size.get("height") or processor.size.get("shortest_edge")
         results = evaluate_image_encoder(

@@ -189,7 +189,7 @@ def finetune_text_classifier(
     from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding
 
     from ..data.tokenizers import load_tokenizer
-    from ..modeling.language_model import max_positions
+    from .language_modeling import evaluation_block_length
 
     settings = settings or FinetuneSettings()
     if "label" not in corpus["train"].column_names:
@@ -200,7 +200,7 @@ def finetune_text_classifier(
         config = AutoConfig.from_pretrained(str(model_dir))
     except (OSError, ValueError) as e:
         raise HfSslError(f"cannot load a text model from {model_dir}: {first_line(e)}") from None
-    max_length = min(int(tokenizer.model_max_length), max_positions(config) or 512)
+    max_length = evaluation_block_length(tokenizer, config)
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         return tokenizer(batch["text"], truncation=True, max_length=max_length)

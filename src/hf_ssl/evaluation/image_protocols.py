@@ -26,6 +26,13 @@ FROZEN_PROTOCOLS = ("knn", "linear", "few-shot")  # scored on features computed 
 PROTOCOLS = (*FROZEN_PROTOCOLS, "finetune")  # finetune trains the exported folder's classifier end to end
 
 
+def check_image_protocols(protocols: Sequence[str]) -> None:
+    """Raise :class:`HfSslError` for a protocol name an image encoder has not (callers check before loading)."""
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise HfSslError(f"unknown protocol '{unknown[0]}' for an image encoder (available: {', '.join(PROTOCOLS)})")
+
+
 def evaluate_image_encoder(
     encoder: PreTrainedModel, dataset: ImageDataset, image_size: int, num_channels: int,
     image_mean: Sequence[float], image_std: Sequence[float], protocols: Sequence[str] = ("knn",),
@@ -39,9 +46,7 @@ def evaluate_image_encoder(
     split in memory), so they are not decoded twice. "finetune" trains a copy of the exported folder `model_dir`
     (the encoder as users load it), not `encoder`.
     """
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown:
-        raise HfSslError(f"unknown protocol '{unknown[0]}' for an image encoder (available: {', '.join(PROTOCOLS)})")
+    check_image_protocols(protocols)
     if dataset.label_column is None or dataset.test_split is None:
         raise HfSslError(
             f"dataset {dataset.name} has no labels and test split to evaluate on "

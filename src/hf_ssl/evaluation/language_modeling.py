@@ -161,7 +161,6 @@ def load_language_model(model_dir: str, causal: bool) -> tuple[PreTrainedModel, 
 
     from ..data.tokenizers import load_tokenizer
     from ..errors import first_line
-    from ..modeling.language_model import max_positions
 
     auto_class = transformers.AutoModelForCausalLM if causal else transformers.AutoModelForMaskedLM
     tokenizer = load_tokenizer(str(model_dir))
@@ -169,4 +168,12 @@ def load_language_model(model_dir: str, causal: bool) -> tuple[PreTrainedModel, 
         model = auto_class.from_pretrained(str(model_dir), use_safetensors=True)
     except (OSError, ValueError) as e:
         raise HfSslError(f"cannot load {model_dir} as a {auto_class.__name__}: {first_line(e)}") from None
-    return model, tokenizer, min(int(tokenizer.model_max_length), max_positions(model.config) or 512)
+    return model, tokenizer, evaluation_block_length(tokenizer, model.config)
+
+
+def evaluation_block_length(tokenizer: PreTrainedTokenizerBase, config) -> int:
+    """The longest input to evaluate a language model folder at: the tokenizer's `model_max_length` (hf-ssl saves the
+    training length there), at most the model's positions (512 when the config does not say)."""
+    from ..modeling.language_model import max_positions
+
+    return min(int(tokenizer.model_max_length), max_positions(config) or 512)

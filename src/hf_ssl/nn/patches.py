@@ -28,6 +28,12 @@ def unpatchify(patches: torch.Tensor, patch_size: int, num_channels: int, height
     return x.reshape(b, num_channels, height, width)
 
 
+def patch_mask_to_pixels(mask: torch.Tensor, patch_size: int, height: int, width: int) -> torch.Tensor:
+    """(B, N) per-patch mask, patches row-major as :func:`patchify` orders them -> (B, 1, H, W) bool per pixel."""
+    grid = mask.bool().view(mask.shape[0], 1, height // patch_size, width // patch_size)
+    return grid.repeat_interleave(patch_size, dim=2).repeat_interleave(patch_size, dim=3)
+
+
 def sincos_position_embedding(dim: int, grid_size: int, cls_token: bool = True) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embeddings (Vaswani et al. 2017 in 2-D, as used by MAE).
 

@@ -25,7 +25,7 @@ from hf_ssl.modeling.image_method import ImageMethodModel
 from hf_ssl.losses.masked_reconstruction import masked_reconstruction_loss
 from hf_ssl.nn.backbone import build_backbone
 from hf_ssl.nn.masking import gather_tokens, random_masking
-from hf_ssl.nn.patches import patchify, sincos_position_embedding, unpatchify
+from hf_ssl.nn.patches import patch_mask_to_pixels, patchify, sincos_position_embedding, unpatchify
 
 from .configuration_mae import MAEConfig
 
@@ -167,8 +167,7 @@ class MAEForPreTraining(ImageMethodModel):
             prediction = prediction * (var + eps) ** 0.5 + mean
         height, width = pixel_values.shape[-2:]
         reconstruction = unpatchify(prediction, patch, self.config.num_channels, height, width)
-        pixel_mask = unpatchify(mask[..., None].expand(-1, -1, patch * patch), patch, 1, height, width) > 0.5
-        return pixel_mask, reconstruction
+        return patch_mask_to_pixels(mask, patch, height, width), reconstruction
 
     def forward(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None, return_loss: bool = True,
                 **kwargs) -> MAEOutput:

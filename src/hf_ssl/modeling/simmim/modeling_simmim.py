@@ -25,7 +25,7 @@ from hf_ssl.losses.masked_reconstruction import masked_l1_loss
 from hf_ssl.modeling.image_method import ImageMethodModel
 from hf_ssl.nn.backbone import build_backbone
 from hf_ssl.nn.masking import encode_with_mask_token, mask_token_width, patch_aligned_random_masking
-from hf_ssl.nn.patches import patchify
+from hf_ssl.nn.patches import patch_mask_to_pixels, patchify
 
 from .configuration_simmim import SimMIMConfig
 
@@ -65,11 +65,15 @@ class SimMIMForPreTraining(ImageMethodModel):
                 init.trunc_normal_(weight, std=self.config.initializer_range)
             init.zeros_(self.head.bias)
 
-    def random_mask(self, batch_size: int, device: torch.device) -> torch.Tensor:
-        """SimMIM's random mask for a batch: (B, N) bool over the backbone's patches."""
+    def random_mask(self, batch_size: int, device: torch.device,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """SimMIM's random mask for a batch: (B, N) bool over the backbone's patches. A `generator` (a CPU one) draws
+        it on the CPU, reproducibly."""
         config = self.config
-        return patch_aligned_random_masking(batch_size, config.image_size, config.mask_patch_size, config.patch_size,
-                                            config.mask_ratio, device=device)
+        mask = patch_aligned_random_masking(batch_size, config.image_size, config.mask_patch_size, config.patch_size,
+                                            config.mask_ratio, device="cpu" if generator is not None else device,
+                                            generator=generator)
+        return mask.to(device)
 
     def reconstruct(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor) -> torch.Tensor:
         """Encode the masked image and predict every pixel: (B, C, H, W)."""
@@ -87,15 +91,10 @@ class SimMIMForPreTraining(ImageMethodModel):
 
         Returns the pixel mask (B, 1, H, W), True inside the masked patches, and the prediction (B, C, H, W) in
         the normalisation of `pixel_values` (SimMIM regresses the normalised pixels directly, so no mapping)."""
-        config = self.config
-        batch_size, _, height, width = pixel_values.shape
-        bool_masked_pos = patch_aligned_random_masking(batch_size, config.image_size, config.mask_patch_size,
-                                                       config.patch_size, config.mask_ratio, generator=generator)
-        bool_masked_pos = bool_masked_pos.to(pixel_values.device).bool()
+        bool_masked_pos = self.random_mask(pixel_values.shape[0], pixel_values.device, generator).bool()
         reconstruction = self.reconstruct(pixel_values, bool_masked_pos).float()
-        grid = bool_masked_pos.view(batch_size, 1, height // config.patch_size, width // config.patch_size)
-        pixel_mask = grid.repeat_interleave(config.patch_size, dim=2).repeat_interleave(config.patch_size, dim=3)
-        return pixel_mask, reconstruction
+        height, width = pixel_values.shape[-2:]
+        return patch_mask_to_pixels(bool_masked_pos, self.config.patch_size, height, width), reconstruction
 
     def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
                 return_loss: bool = True, **kwargs) -> SimMIMOutput:

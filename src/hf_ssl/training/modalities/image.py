@@ -90,19 +90,17 @@ def draw_image_plots(model: PreTrainedModel, config, dataset: ImageDataset, prep
     split = dataset.test_split or dataset.train_split
     data = dataset.splits[split]
     rows = subsample(len(data), PLOT_POINTS, seed=0)
+    shown = data.select(rows.tolist())
     cached = prepared.images.get(split)
-    if cached is not None:
-        images = cached[rows]
-    else:
-        images = images_to_tensor(data.select(rows.tolist()), dataset.image_column, config.image_size,
-                                  config.num_channels)
+    images = cached[rows] if cached is not None else images_to_tensor(
+        shown, dataset.image_column, config.image_size, config.num_channels)
     if dataset.test_split is not None and dataset.label_column is not None:
-        labels = labels_to_tensor(data.select(rows.tolist()), dataset.label_column)
+        labels = labels_to_tensor(shown, dataset.label_column)
         plot_embedding_projection(features_of(images), labels, dataset.class_names, plots_dir / PROJECTION_PLOT,
                                   max_points=PLOT_POINTS, title=f"{dataset.name} {split} embeddings, PCA")
     if hasattr(model, "masked_reconstruction"):
-        shown = reconstruction_rows(model, images[:RECONSTRUCTION_IMAGES], config.image_mean, config.image_std)
-        plot_reconstruction_grid(shown, plots_dir / RECONSTRUCTION_PLOT)
+        grid = reconstruction_rows(model, images[:RECONSTRUCTION_IMAGES], config.image_mean, config.image_std)
+        plot_reconstruction_grid(grid, plots_dir / RECONSTRUCTION_PLOT)
 
 
 register_modality(ImageModality())
