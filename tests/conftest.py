@@ -56,6 +56,12 @@ def pretrained_out(tmp_path_factory):
     return out, result
 
 
+def step_done(model, progress: float) -> None:
+    """What the training loop does after an optimizer step (`OptimizerStepCallback`): the model's per-step hook, then
+    the next position in training, one step further."""
+    model.optimizer_step_done(int(model.num_optimizer_steps) + 1, progress)
+
+
 def tiny_backbone_config(backbone: str = "resnet-test", image_size: int = 16):
     """The test backbones at `image_size` px (ViTs with 4 px patches)."""
     from hf_ssl.nn.backbone import backbone_config_from_spec

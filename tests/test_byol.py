@@ -1,5 +1,5 @@
 """BYOL: config round trip and validation, the loss against byol_loss on per-view encodings through the online
-and target parts, the stop-gradient on the target, the EMA schedule and update (only in momentum_update), the
+and target parts, the stop-gradient on the target, the EMA schedule and update (only in on_optimizer_step), the
 target equal to the online network at init, reloading, and training. The CLI end to end is in
 test_joint_embedding_cli.py."""
 
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_backbone_config
+from conftest import step_done, tiny_backbone_config
 
 from hf_ssl.losses.negative_cosine import byol_loss
 from hf_ssl.modeling.byol import BYOLConfig, BYOLForPreTraining
@@ -83,7 +83,7 @@ def test_target_equals_online_at_init_and_is_frozen(backbone):
             assert target_state[name].data_ptr() != online_state[name].data_ptr(), name  # a copy, not shared
     target_params = list(model.target_backbone.parameters()) + list(model.target_projector.parameters())
     assert target_params and not any(p.requires_grad for p in target_params)
-    assert model.exported_encoder() is model.backbone  # the paper evaluates the online encoder
+    assert model.exported_model() is model.backbone  # the paper evaluates the online encoder
 
 
 @pytest.mark.parametrize("backbone", ["resnet-test", "vit-test"])
@@ -141,7 +141,7 @@ def test_target_momentum_follows_the_cosine_schedule():
 
 
 @pytest.mark.parametrize("progress", [0.0, 0.5, 1.0])
-def test_momentum_update_applies_the_ema_with_the_scheduled_coefficient(progress):
+def test_on_optimizer_step_applies_the_ema_with_the_scheduled_coefficient(progress):
     torch.manual_seed(0)
     model = BYOLForPreTraining(tiny_config()).train()
     model(torch.randn(8, 2, 3, 16, 16))  # online BatchNorm running statistics move away from the target's
@@ -155,7 +155,7 @@ def test_momentum_update_applies_the_ema_with_the_scheduled_coefficient(progress
     online_predictor = [p.detach().clone() for p in model.predictor.parameters()]
     assert not torch.allclose(online_weight, target_weight)
 
-    model.momentum_update(progress)
+    step_done(model, progress)
     tau = 1 - (1 - 0.996) * (math.cos(math.pi * progress) + 1) / 2
     torch.testing.assert_close(model.target_backbone.get_parameter(weight_name),
                                tau * target_weight + (1 - tau) * online_weight, rtol=0, atol=1e-6)
@@ -171,7 +171,7 @@ def test_momentum_update_applies_the_ema_with_the_scheduled_coefficient(progress
 
 def test_forward_never_moves_the_target():
     """The EMA is a per-optimizer-step side effect: with gradient accumulation forward runs several times per
-    step, so it must not update the target (only momentum_update does)."""
+    step, so it must not update the target (only on_optimizer_step does)."""
     torch.manual_seed(0)
     model = BYOLForPreTraining(tiny_config()).train()
     perturb(model.backbone)

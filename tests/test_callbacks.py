@@ -1,5 +1,5 @@
-"""hf_ssl.training.callbacks in real (tiny) Trainer runs: the momentum hook runs once per optimizer step under
-gradient accumulation, and the collapse monitor logs `embedding_std` and warns only for collapsed embeddings.
+"""hf_ssl.training.callbacks in real (tiny) Trainer runs: the method contract's per-step hook runs once per optimizer
+step under gradient accumulation, the position in training is recorded, and the collapse monitor logs `embedding_std` and warns only for collapsed embeddings.
 The toy model takes the batches of `MultiViewCollator` with multi-crop, so these runs also check that Trainer
 accepts that batch format."""
 
@@ -9,14 +9,15 @@ import math
 import pytest
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainerCallback, TrainerControl, TrainerState
+from transformers import PretrainedConfig, Trainer, TrainerCallback, TrainerControl, TrainerState
 from transformers import TrainingArguments
 
 from hf_ssl.data.collators import MultiViewCollator, UInt8ImageDataset
 from hf_ssl.data.transforms import multi_crop_augmentation
+from hf_ssl.modeling.method_model import MethodModel
 from hf_ssl.nn.momentum import copy_frozen, cosine_momentum, ema_update
 from hf_ssl.training.callbacks import (
-    CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback, embedding_std,
+    CollapseMonitorCallback, LossTermsCallback, OptimizerStepCallback, embedding_std,
 )
 
 DIM = 16
@@ -27,12 +28,11 @@ class ToyConfig(PretrainedConfig):
     constant_embeddings: bool = False
 
 
-class ToyModel(PreTrainedModel):
+class ToyModel(MethodModel):
     """A linear student with an EMA teacher; stores its (B, D) embeddings like a joint-embedding method."""
 
     config_class = ToyConfig
     main_input_name = "pixel_values"
-    accepts_loss_kwargs = False
 
     def __init__(self, config: ToyConfig):
         super().__init__(config)
@@ -53,8 +53,9 @@ class ToyModel(PreTrainedModel):
         self.last_loss_terms = {"mse": loss.detach(), "calls": torch.tensor(float(self.forward_calls))}
         return {"loss": loss}
 
-    def momentum_update(self, progress: float) -> None:
-        self.updates.append((progress, self.forward_calls))
+    def on_optimizer_step(self, step: int, progress: float) -> None:
+        # while the hook runs, the recorded position is still the step just taken's
+        self.updates.append((progress, self.forward_calls, int(self.num_optimizer_steps) + 1 == step))
         ema_update(self.teacher, self.student, cosine_momentum(progress, 1.0))
 
 
@@ -82,11 +83,12 @@ def train(tmp_path, constant_embeddings: bool, callbacks, **kwargs) -> tuple[Tra
 def test_momentum_once_per_optimizer_step_and_random_embeddings_pass(tmp_path, caplog):
     recorder = LogRecorder()
     with caplog.at_level(logging.WARNING, logger="hf_ssl.training.callbacks"):
-        trainer, model = train(tmp_path, False, [MomentumUpdateCallback(), CollapseMonitorCallback(), recorder],
+        trainer, model = train(tmp_path, False, [OptimizerStepCallback(), CollapseMonitorCallback(), recorder],
                                gradient_accumulation_steps=3)
     # 4 optimizer steps of 3 micro-batches: one update after each third forward, progress k / K
     assert model.forward_calls == 12
-    assert model.updates == [(0.25, 3), (0.5, 6), (0.75, 9), (1.0, 12)]
+    assert model.updates == [(0.25, 3, True), (0.5, 6, True), (0.75, 9, True), (1.0, 12, True)]
+    assert int(model.num_optimizer_steps) == 4 and model.progress.item() == 1.0  # recorded once, by MethodModel
     step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [entry["step"] for entry in step_logs] == [1, 2, 3, 4]
     for entry in step_logs:  # isotropic embeddings: about 1/sqrt(D)
@@ -106,16 +108,15 @@ def test_collapse_monitor_warns_on_constant_embeddings(tmp_path, caplog):
     warnings = [r for r in caplog.records if r.name == "hf_ssl.training.callbacks"]
     assert [r.levelno for r in warnings] == [logging.WARNING] * 2  # steps 1 and 3: at most once per 2 steps
     assert "step 1:" in warnings[0].getMessage() and "step 3:" in warnings[1].getMessage()
-    assert model.updates == []  # no MomentumUpdateCallback installed
+    assert model.updates == []  # no OptimizerStepCallback installed
 
 
-def test_callbacks_unwrap_wrappers_and_ignore_plain_models(tmp_path):
+def test_callbacks_unwrap_wrappers(tmp_path):
     model = ToyModel(ToyConfig())
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     state, control = TrainerState(global_step=3, max_steps=4), TrainerControl()
-    MomentumUpdateCallback().on_step_end(args, state, control, model=nn.DataParallel(model))
-    assert model.updates == [(0.75, 0)]
-    MomentumUpdateCallback().on_step_end(args, state, control, model=nn.Linear(2, 2))  # no hook: nothing to do
+    OptimizerStepCallback().on_step_end(args, state, control, model=nn.DataParallel(model))
+    assert model.updates == [(0.75, 0, False)] and int(model.num_optimizer_steps) == 3  # a jump from step 0 to 3
     model.last_embeddings = torch.randn(32, DIM)
     logs = {"loss": 1.0}
     CollapseMonitorCallback().on_log(args, state, control, logs=logs, model=nn.DataParallel(model))

@@ -1,5 +1,5 @@
 """DINO: config round trip and validation, the teacher-temperature and momentum schedules, the EMA teacher (no
-gradient, exported), the centre (updated once per momentum_update from the staged teacher outputs), the loss against
+gradient, exported), the centre (updated once per on_optimizer_step from the staged teacher outputs), the loss against
 dino_loss of separately encoded crops, the frozen last layer, reloading. The CLI end to end is in
 test_joint_embedding_cli.py."""
 
@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from conftest import random_crops, tiny_backbone_config
+from conftest import random_crops, step_done, tiny_backbone_config
 
 from hf_ssl.losses.dino import dino_loss
-from hf_ssl.modeling.joint_embedding import multi_crop_collator as make_collator
+from hf_ssl.data.collators import multi_crop_collator as make_collator
 from hf_ssl.modeling.dino import DINOConfig, DINOForPreTraining
 from hf_ssl.nn.backbone import is_token_backbone
 
@@ -92,7 +92,7 @@ def test_teacher_temperature_warms_up_linearly_then_stays():
     assert model.teacher_temperature(0.15) == pytest.approx(0.055)  # half-way through the warm-up
     assert model.teacher_temperature(0.3) == pytest.approx(0.07)  # end of the warm-up
     assert model.teacher_temperature(1.0) == pytest.approx(0.07)
-    model.momentum_update(0.15)  # the model's own schedule follows the progress momentum_update stores
+    step_done(model, 0.15)  # the model's own schedule follows the progress on_optimizer_step stores
     assert model.teacher_temperature() == pytest.approx(0.055)
     no_warmup = DINOForPreTraining(tiny_config(teacher_temperature_warmup=0.0))
     assert no_warmup.teacher_temperature() == pytest.approx(0.07)
@@ -156,7 +156,7 @@ def test_loss_is_dino_loss_of_separately_encoded_crops(backbone):
     assert not model._staged_teacher_logits  # evaluation forwards do not move the centre
 
 
-def test_center_is_updated_once_per_momentum_update_from_the_staged_teacher_outputs():
+def test_center_is_updated_once_per_on_optimizer_step_from_the_staged_teacher_outputs():
     torch.manual_seed(0)
     model = DINOForPreTraining(tiny_config(center_momentum=0.9)).train()
     with torch.no_grad():
@@ -164,12 +164,12 @@ def test_center_is_updated_once_per_momentum_update_from_the_staged_teacher_outp
     center = model.center.clone()
     first, second = model(**crops(4, seed=0)), model(**crops(4, seed=1))  # two micro-batches of one step
     assert torch.equal(model.center, center)  # not moved by the forward passes
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     teacher = torch.cat([first.teacher_logits.flatten(0, 1), second.teacher_logits.flatten(0, 1)])
     expected = 0.9 * center + 0.1 * teacher.mean(dim=0, keepdim=True)
     torch.testing.assert_close(model.center, expected)
     assert not torch.allclose(expected, 0.9 * center + 0.1 * first.teacher_logits.flatten(0, 1).mean(0))
-    model.momentum_update(0.6)  # nothing staged since: the centre stays
+    step_done(model, 0.6)  # nothing staged since: the centre stays
     torch.testing.assert_close(model.center, expected)
 
 
@@ -187,7 +187,7 @@ def test_gradient_reaches_the_student_and_never_the_teacher(backbone):
         assert parameter.grad is None and not parameter.requires_grad, name
 
 
-def test_momentum_update_applies_the_ema_with_the_scheduled_momentum():
+def test_on_optimizer_step_applies_the_ema_with_the_scheduled_momentum():
     torch.manual_seed(0)
     model = DINOForPreTraining(tiny_config(teacher_momentum=0.996)).train()
     assert model.teacher_momentum(0.0) == pytest.approx(0.996) and model.teacher_momentum(1.0) == pytest.approx(1.0)
@@ -195,12 +195,12 @@ def test_momentum_update_applies_the_ema_with_the_scheduled_momentum():
     student, teacher = model.head.mlp[0].weight, model.teacher_head.mlp[0].weight
     # the first update uses the momentum at the first step's position, 0: exactly 0.996
     before = teacher.clone()
-    model.momentum_update(0.25)
+    step_done(model, 0.25)
     torch.testing.assert_close(teacher, 0.996 * before + 0.004 * student)
     # the next one uses lambda = 1 - (1 - 0.996) (cos(pi k / K) + 1) / 2 at k / K = 0.25
     perturb_student(model)
     before = teacher.clone()
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     momentum = 1 - 0.004 * (math.cos(math.pi * 0.25) + 1) / 2
     torch.testing.assert_close(teacher, momentum * before + (1 - momentum) * student)
     assert model.progress.item() == 0.5 and int(model.num_optimizer_steps) == 2
@@ -208,7 +208,7 @@ def test_momentum_update_applies_the_ema_with_the_scheduled_momentum():
     model.progress.fill_(1.0)
     perturb_student(model)
     before = {name: p.clone() for name, p in model.teacher_backbone.named_parameters()}
-    model.momentum_update(1.0)
+    step_done(model, 1.0)
     for name, parameter in model.teacher_backbone.named_parameters():
         assert torch.equal(parameter, before[name]), name
 
@@ -220,7 +220,7 @@ def test_teacher_keeps_its_own_batch_norm_statistics():
     teacher_stats = {n: b.clone() for n, b in model.teacher_backbone.named_buffers() if "running_mean" in n}
     student_stats = dict(model.backbone.named_buffers())
     assert any(not torch.equal(b, student_stats[n]) for n, b in teacher_stats.items())
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     for name, buffer in model.teacher_backbone.named_buffers():
         if name in teacher_stats:
             assert torch.equal(buffer, teacher_stats[name]), name
@@ -229,10 +229,10 @@ def test_teacher_keeps_its_own_batch_norm_statistics():
 def test_the_teacher_backbone_is_exported():
     torch.manual_seed(0)
     model = DINOForPreTraining(tiny_config())
-    assert model.exported_encoder() is model.teacher_backbone and model.get_encoder() is model.backbone
+    assert model.exported_model() is model.teacher_backbone and model.get_encoder() is model.backbone
     perturb_student(model)
-    model.momentum_update(0.5)
-    exported = dict(model.exported_encoder().named_parameters())
+    step_done(model, 0.5)
+    exported = dict(model.exported_model().named_parameters())
     assert any(not torch.equal(exported[n], p) for n, p in model.backbone.named_parameters())
 
 
@@ -252,7 +252,7 @@ def test_last_layer_is_frozen_for_the_first_steps_then_trained():
         assert sum(p.grad.abs().sum().item() for p in model.head.mlp.parameters()) > 0
         last_grad = sum(p.grad.abs().sum().item() for p in last_layer)
         assert (last_grad == 0) if step < 2 else (last_grad > 0), (step, last_grad)
-        model.momentum_update((step + 1) / 3)
+        step_done(model, (step + 1) / 3)
 
 
 @pytest.mark.parametrize("num_local", [0, 3])
@@ -302,7 +302,7 @@ def test_batch_norm_in_the_head_keeps_a_resnet_student_from_the_uniform_collapse
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            model.momentum_update((step + 1) / 60)
+            step_done(model, (step + 1) / 60)
         stds[batch_norm] = embedding_std(model.last_embeddings)
     # measured: 0.079 with BatchNorm against 0.007 without (healthy: 1 / sqrt(48) = 0.14)
     assert stds[True] > 2 * stds[False], stds

@@ -5,7 +5,8 @@ weights as trainable Parameters); a --backbone checkpoint reaches the momentum c
 import pytest
 import torch
 
-from conftest import joint_embedding_methods, primed_eval_model
+from conftest import joint_embedding_methods, primed_eval_model, step_done
+from hf_ssl.modeling.method_model import MethodModel
 
 from hf_ssl.nn.backbone import backbone_config_from_spec
 from hf_ssl.registry import METHODS
@@ -75,8 +76,7 @@ def test_a_few_training_steps_lower_the_loss_on_fixed_views(name):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if hasattr(model, "momentum_update"):
-            model.momentum_update((step + 1) / 6)
+        step_done(model, (step + 1) / 6)
         losses.append(loss.item())
     assert losses[-1] < losses[0], losses
 
@@ -102,8 +102,7 @@ def test_save_and_reload_keep_every_weight_and_buffer(name, tmp_path):
     model = tiny_model(name).train()
     batch = fixed_batch(name, model, size=8)
     model(**batch).loss.backward()  # non-initial BatchNorm statistics, staged queue/centre updates
-    if hasattr(model, "momentum_update"):
-        model.momentum_update(0.5)  # moved momentum copies, queue pointers, centres, step counters
+    step_done(model, 0.5)  # moved momentum copies, queue pointers, centres, step counters
     model.save_pretrained(tmp_path)
     reloaded = type(model).from_pretrained(tmp_path)
     state, loaded = model.state_dict(), reloaded.state_dict()
@@ -141,15 +140,18 @@ def test_no_stop_gradient_on_either_view(name):
 
 @pytest.mark.parametrize("name", SYMMETRIC_METHODS)
 def test_no_per_step_side_effects(name):
-    """No momentum encoder, queue or schedule: no `momentum_update` for the callback to call, and an eval forward
-    changes no weight or buffer."""
+    """No momentum encoder, queue or schedule: the per-step hook is the contract's no-op, so an optimizer step moves
+    only the recorded position in training, and an eval forward changes no weight or buffer."""
     model = primed_eval_model(METHODS[name].model_class, tiny_config(name))
-    assert not hasattr(model, "momentum_update")
+    assert type(model).on_optimizer_step is MethodModel.on_optimizer_step
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         model(torch.randn(4, 2, 3, 16, 16))
+    step_done(model, 0.5)
     after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
+    position = {"num_optimizer_steps", "progress"}
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in position)
+    assert int(after["num_optimizer_steps"]) == 1 and after["progress"].item() == 0.5
 
 
 @pytest.mark.parametrize("name", SYMMETRIC_METHODS)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from conftest import run_cli, tiny_backbone_config
+from conftest import run_cli, step_done, tiny_backbone_config
 from hf_ssl import get_method
 from hf_ssl.losses.info_nce import info_nce_loss
 from hf_ssl.modeling.moco import MoCoConfig, MoCoForPreTraining
@@ -37,7 +37,7 @@ def spread_batch_norm(model: MoCoForPreTraining) -> None:
     if model.queue is not None:
         model.queue.discard_staged()
     # the momentum encoder gets the same statistics (ema_update copies buffers)
-    model.momentum_update(0.0)
+    step_done(model, 0.0)
 
 
 @torch.no_grad()
@@ -222,7 +222,7 @@ def test_gradients_reach_the_query_encoder_and_not_the_momentum_encoder(version,
 
 
 @pytest.mark.parametrize("version", [2, 3])
-def test_momentum_update_applies_the_scheduled_ema(version):
+def test_on_optimizer_step_applies_the_scheduled_ema(version):
     torch.manual_seed(0)
     model = MoCoForPreTraining(tiny_config(version=version)).train()
     pixels = torch.randn(4, 2, 3, 16, 16)
@@ -233,7 +233,7 @@ def test_momentum_update_applies_the_scheduled_ema(version):
     target, online = model.momentum_projector[0].weight, model.projector[0].weight
     target_before, online_now = target.clone(), online.clone()
     progress = 0.3
-    model.momentum_update(progress)
+    step_done(model, progress)
     # by hand: v3's cosine from 0.99 to 1 (reference adjust_moco_momentum); v2's constant 0.999
     m = 1 - (1 - 0.99) * (math.cos(math.pi * progress) + 1) / 2 if version == 3 else 0.999
     torch.testing.assert_close(target, m * target_before + (1 - m) * online_now)
@@ -251,14 +251,14 @@ def test_momentum_schedule_end_points():
     # at the end of v3's schedule (m = 1) the momentum encoder no longer moves
     move_online_weights(v3, scale=1.0)
     before = [p.clone() for p in v3.momentum_projector.parameters()]
-    v3.momentum_update(1.0)
+    step_done(v3, 1.0)
     assert all(torch.equal(a, b) for a, b in zip(before, v3.momentum_projector.parameters()))
 
 
 # ------------------------------------------------------------------------------------------------------ queue
 
 
-def test_loss_uses_the_pre_step_queue_and_momentum_update_commits_the_keys_once():
+def test_loss_uses_the_pre_step_queue_and_on_optimizer_step_commits_the_keys_once():
     torch.manual_seed(0)
     model = MoCoForPreTraining(tiny_config(version=2)).train()
     queue = model.queue
@@ -267,7 +267,7 @@ def test_loss_uses_the_pre_step_queue_and_momentum_update_commits_the_keys_once(
     assert torch.equal(queue.embeddings, before) and int(queue.pointer) == pointer  # nothing enqueued in forward
     query, key = output.embeddings[:, 0], output.keys[:, 0]
     assert output.loss.item() == pytest.approx(info_nce_loss(query, key, queue=before, temperature=0.2).item(), rel=1e-5)
-    model.momentum_update(0.1)
+    step_done(model, 0.1)
     assert int(queue.pointer) == pointer + 8
     torch.testing.assert_close(queue.embeddings[pointer:pointer + 8], F.normalize(key, dim=1))  # unit keys
     assert torch.equal(queue.embeddings[pointer + 8:], before[pointer + 8:])
@@ -276,7 +276,7 @@ def test_loss_uses_the_pre_step_queue_and_momentum_update_commits_the_keys_once(
     assert after != pytest.approx(output.loss.item(), rel=1e-3)
     # exactly once: another step's hook without a forward adds nothing
     committed = queue.embeddings.clone()
-    model.momentum_update(0.2)
+    step_done(model, 0.2)
     assert int(queue.pointer) == pointer + 8 and torch.equal(queue.embeddings, committed)
 
 
@@ -292,12 +292,12 @@ def test_gradient_accumulation_enqueues_both_micro_batches_once():
     for output in (first, second):
         expected = info_nce_loss(output.embeddings[:, 0], output.keys[:, 0], queue=before, temperature=0.2)
         assert output.loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     assert int(queue.pointer) == 16 and int(queue.num_filled) == 64
     expected_rows = F.normalize(torch.cat([first.keys[:, 0], second.keys[:, 0]]), dim=1)
     torch.testing.assert_close(queue.embeddings[:16], expected_rows)
     assert torch.equal(queue.embeddings[16:], before[16:])
-    model.momentum_update(0.6)
+    step_done(model, 0.6)
     assert int(queue.pointer) == 16  # committed once
 
 
@@ -305,7 +305,7 @@ def test_symmetric_v2_enqueues_the_keys_of_both_views():
     torch.manual_seed(0)
     model = MoCoForPreTraining(tiny_config(version=2, symmetric=True)).train()
     output = model(torch.randn(8, 2, 3, 16, 16))
-    model.momentum_update(0.1)
+    step_done(model, 0.1)
     assert int(model.queue.pointer) == 16
     torch.testing.assert_close(model.queue.embeddings[:16], F.normalize(output.keys.transpose(0, 1).flatten(0, 1), dim=1))
 
@@ -319,7 +319,7 @@ def test_save_and_reload_keep_every_weight_buffer_and_frozen_part(version, backb
     model = MoCoForPreTraining(tiny_config(backbone, version=version)).train()
     model(torch.randn(8, 2, 3, 16, 16))  # non-initial BatchNorm statistics; v2: keys staged
     move_online_weights(model)
-    model.momentum_update(0.5)  # momentum encoder != online; v2: queue and pointer moved
+    step_done(model, 0.5)  # momentum encoder != online; v2: queue and pointer moved
     model.save_pretrained(tmp_path)
     loaded = MoCoForPreTraining.from_pretrained(tmp_path)
     state, reloaded = model.state_dict(), loaded.state_dict()

@@ -150,7 +150,7 @@ def test_no_momentum_encoder_and_no_per_step_state():
     model = SimSiamForPreTraining(tiny_config())
     assert model.momentum_pairs() == []
     assert not hasattr(model, "momentum_update")  # MomentumUpdateCallback leaves it alone
-    assert model.exported_encoder() is model.backbone
+    assert model.exported_model() is model.backbone
 
 
 def test_collator_gives_two_mocov2_views():

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from conftest import random_crops, tiny_backbone_config
+from conftest import random_crops, step_done, tiny_backbone_config
 import torch.nn.functional as F
 
 from hf_ssl.losses.swav import sinkhorn_knopp, swav_loss
-from hf_ssl.modeling.joint_embedding import multi_crop_collator as make_collator
+from hf_ssl.data.collators import multi_crop_collator as make_collator
 from hf_ssl.modeling.swav import SwAVConfig, SwAVForPreTraining
 from hf_ssl.nn.backbone import is_token_backbone
 
@@ -151,11 +151,11 @@ def test_prototypes_are_frozen_for_the_first_steps_then_trained():
             assert torch.count_nonzero(prototype_grad) == 0, step
         else:
             assert prototype_grad.abs().sum().item() > 0, step
-        model.momentum_update((step + 1) / 4)
+        step_done(model, (step + 1) / 4)
     assert int(model.num_optimizer_steps) == 4
 
 
-def test_prototypes_are_normalised_at_init_and_once_per_momentum_update_not_in_forward():
+def test_prototypes_are_normalised_at_init_and_once_per_on_optimizer_step_not_in_forward():
     torch.manual_seed(0)
     model = SwAVForPreTraining(tiny_config()).train()
     torch.testing.assert_close(model.prototypes.weight.norm(dim=1), torch.ones(24))  # also after post_init
@@ -165,26 +165,26 @@ def test_prototypes_are_normalised_at_init_and_once_per_momentum_update_not_in_f
     model(**crops())
     model(**crops(seed=3))
     assert torch.equal(model.prototypes.weight, scaled) and int(model.num_optimizer_steps) == 0
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     torch.testing.assert_close(model.prototypes.weight.norm(dim=1), torch.ones(24))
     torch.testing.assert_close(model.prototypes.weight, F.normalize(scaled, dim=1))  # directions kept
     assert int(model.num_optimizer_steps) == 1 and model.progress.item() == 0.5
 
 
-def test_queue_is_filled_by_momentum_update_and_used_for_the_codes_once_full():
+def test_queue_is_filled_by_on_optimizer_step_and_used_for_the_codes_once_full():
     torch.manual_seed(0)
     model = SwAVForPreTraining(tiny_config(queue_length=6, queue_start=0.0)).train()
     queue = model.queues[0]
     first = model(**crops(4, seed=0))
     assert int(queue.num_filled) == 0 and torch.count_nonzero(queue.embeddings) == 0  # staged, not enqueued
-    model.momentum_update(0.25)
+    step_done(model, 0.25)
     assert int(queue.num_filled) == 4
     torch.testing.assert_close(queue.embeddings[:4], first.embeddings[:, 0].detach())
     torch.testing.assert_close(model.queues[1].embeddings[:4], first.embeddings[:, 1].detach())
     # not full yet: the codes are those of the batch alone
     second = model(**crops(4, seed=1))
     torch.testing.assert_close(second.codes[:, 0], sinkhorn_knopp(second.prototype_scores[:, 0].detach()))
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     assert queue.is_full
     # full: Sinkhorn-Knopp over the queued features and the batch, keeping the batch's rows
     model.eval()  # an evaluation forward uses the queue but adds nothing to it
@@ -195,7 +195,7 @@ def test_queue_is_filled_by_momentum_update_and_used_for_the_codes_once_full():
     torch.testing.assert_close(third.codes[:, 0], expected)
     assert not torch.allclose(third.codes[:, 0], sinkhorn_knopp(scores), atol=1e-3)
     pointer = int(queue.pointer)
-    model.momentum_update(0.75)
+    step_done(model, 0.75)
     assert int(queue.pointer) == pointer
 
 
@@ -203,13 +203,13 @@ def test_queue_starts_filling_at_queue_start():
     torch.manual_seed(0)
     model = SwAVForPreTraining(tiny_config(queue_length=8, queue_start=0.5)).train()
     model(**crops(4))
-    model.momentum_update(0.25)
+    step_done(model, 0.25)
     assert int(model.queues[0].num_filled) == 0
     model(**crops(4))  # progress 0.25 < 0.5: nothing staged
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     assert int(model.queues[0].num_filled) == 0
     model(**crops(4))
-    model.momentum_update(0.75)
+    step_done(model, 0.75)
     assert int(model.queues[0].num_filled) == 4
 
 
@@ -244,7 +244,7 @@ def test_save_and_reload_keep_every_weight_and_buffer_and_the_freeze(tmp_path):
     torch.manual_seed(0)
     model = SwAVForPreTraining(tiny_config(queue_length=8, queue_start=0.0, freeze_prototypes_steps=2)).train()
     model(**crops(4))  # non-initial BatchNorm statistics, staged queue rows
-    model.momentum_update(0.5)
+    step_done(model, 0.5)
     model.save_pretrained(tmp_path)
     loaded = SwAVForPreTraining.from_pretrained(tmp_path)
     state, reloaded = model.state_dict(), loaded.state_dict()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from transformers import ViTImageProcessor, ViTModel
 
 from hf_ssl import VisualVQConfig, VisualVQModel
-from conftest import tiny_backbone_config
+from conftest import step_done, tiny_backbone_config
 
 TINY = dict(codebook_size=32, code_dim=8, kmeans_init_iterations=2, usage_window=2, decoder_hidden_size=32,
             decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64)
@@ -64,7 +64,7 @@ def test_a_few_optimizer_steps_lower_the_loss_and_log_codebook_usage():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        model.momentum_update(0.0)
+        step_done(model, 0.0)
         losses.append(loss.item())
     assert losses[-1] < losses[1]      # step 0 ran on the random codebook, replaced by k-means after it
     terms = model.last_loss_terms
@@ -131,7 +131,7 @@ def test_save_and_from_pretrained_keep_config_weights_and_codebook_state(tmp_pat
     model = VisualVQModel(config)
     for _ in range(3):   # move the codebook state away from its initial values
         model(torch.randn(8, 3, 16, 16)).loss.backward()
-        model.momentum_update(0.5)
+        step_done(model, 0.5)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
     loaded = VisualVQModel.from_pretrained(tmp_path)

@@ -1,9 +1,10 @@
 """The method registry: what `hf-ssl list` shows and `--method NAME` resolves.
 
 A method is one folder under `modeling/` that exports a :class:`Method`. Registering it makes its
-config and model known to the transformers Auto classes (so `AutoModel.from_pretrained(OUT/ssl)` works
-in this process) and marks them for `register_for_auto_class` (so `save_pretrained` writes `auto_map`
-and copies the code, and `trust_remote_code=True` loads it in a process that never imported hf_ssl).
+config and model known to the transformers Auto classes, so `AutoModel.from_pretrained(OUT/ssl)` works
+in this process. In a process that never imported hf_ssl, `trust_remote_code=True` loads the code that the
+export writes next to the weights (`hub.remote_code`; not transformers' `register_for_auto_class`, whose
+copy of the code keeps hf_ssl's imports).
 The training code only ever talks to a :class:`Method`; it never branches on a method's name.
 """
 
@@ -60,8 +61,6 @@ def register_method(method: Method) -> Method:
     AutoConfig.register(model_type, method.config_class, exist_ok=True)
     for auto_name in method.auto_classes:
         _AUTO_CLASSES[auto_name].register(method.config_class, method.model_class, exist_ok=True)
-    method.config_class.register_for_auto_class()
-    method.model_class.register_for_auto_class(method.auto_classes[0])
     METHODS[method.name] = method
     return method
 

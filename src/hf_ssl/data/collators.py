@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .transforms import MultiView, random_resized_crop_flip
+from .transforms import MultiView, multi_crop_augmentation, random_resized_crop_flip
 
 
 class ImageCollator:
@@ -80,6 +80,19 @@ class MultiViewCollator:
         if rest:
             batch["local_pixel_values"] = torch.stack(rest, dim=1)
         return batch
+
+
+def multi_crop_collator(config) -> MultiViewCollator:
+    """Multi-crop views for a `MultiCropConfig` (SwAV, DINO): the 2 global crops in `pixel_values` (B, 2, C, H, W) and the local crops in `local_pixel_values`
+    (B, V_local, C, h, w), with the shared `multi_crop_augmentation` pipelines (DINO's reference colour
+    distortion: jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale p = 0.2, blur p = 1.0 / 0.1 / 0.5 for the first
+    global, second global and local crops, solarisation p = 0.2 on the second global crop)."""
+    augment = multi_crop_augmentation(
+        config.image_size, config.local_crop_size, config.num_local_crops,
+        global_scale=(config.global_crop_min_scale, config.global_crop_max_scale),
+        local_scale=(config.local_crop_min_scale, config.local_crop_max_scale),
+    )
+    return MultiViewCollator(config.image_mean, config.image_std, augment)
 
 
 class UInt8ImageDataset(torch.utils.data.Dataset):

@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from transformers import PreTrainedModel
 
+from ..modeling.method_model import SSL_SUBDIR, MethodModel
 from ..registry import Method
 from .card import RUN_INFO_FILE
+from .remote_code import write_model_code
 
-SSL_SUBDIR = "ssl"
 # JSON files of OUT that hold vocabularies, not settings: never paths, and too large to walk for nothing
 LARGE_JSON_FILES = {"tokenizer.json", "vocab.json"}
 
@@ -38,21 +38,24 @@ def image_processor_for(image_size: int, image_mean: Sequence[float], image_std:
 
 
 def export_pretrained(
-    model: PreTrainedModel, method: Method, out_dir: str | os.PathLike, run_info: dict[str, Any], processor: Any,
+    model: MethodModel, method: Method, out_dir: str | os.PathLike, run_info: dict[str, Any], processor: Any,
 ) -> None:
     """Write the exported model (root) with its processor (an image processor, a tokenizer, a CLIP processor),
-    and the pretraining model + run record (`ssl/`) into OUT."""
+    and the pretraining model + run record (`ssl/`) into OUT. `ssl/` carries its code (`hub.remote_code`), and so
+    does the root when the exported model is hf-ssl's own class (word2vec, which has no native transformers class)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
-        model.exported_encoder().save_pretrained(staging)
+        exported = model.exported_model()
+        exported.save_pretrained(staging)
+        if isinstance(exported, MethodModel):
+            write_model_code(type(exported), staging, method.auto_classes[:1])
         processor.save_pretrained(staging)
         # files a method adds next to its export (word2vec: vectors.txt in the word2vec text format)
-        if hasattr(model, "export_extra_files"):
-            model.export_extra_files(staging, processor)
+        model.export_extra_files(staging, processor)
         model.save_pretrained(staging / SSL_SUBDIR)
-        _add_auto_map_entries(staging / SSL_SUBDIR / "config.json", method.auto_classes)
+        write_model_code(type(model), staging / SSL_SUBDIR, method.auto_classes)
         (staging / SSL_SUBDIR / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2), encoding="utf-8")
         for config_file in staging.rglob("*.json"):
             if config_file.name not in LARGE_JSON_FILES:
@@ -94,13 +97,3 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _add_auto_map_entries(config_path: Path, auto_classes: Sequence[str]) -> None:
-    # register_for_auto_class records a single Auto class; the model fits every one it is registered with.
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    auto_map = config.setdefault("auto_map", {})
-    model_ref = auto_map.get(auto_classes[0])
-    for name in auto_classes:
-        auto_map.setdefault(name, model_ref)
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -24,6 +24,8 @@ import torch
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ..modeling.method_model import MethodModel
+
 PLOTS_SUBDIR = "plots"
 LOSS_PLOT = "loss.png"
 PROJECTION_PLOT = "projection.png"
@@ -194,27 +196,29 @@ class ReconstructionRows:
 
 
 @torch.no_grad()
-def reconstruction_rows(model: torch.nn.Module, images: torch.Tensor, image_mean: Sequence[float],
-                        image_std: Sequence[float], seed: int = 0) -> ReconstructionRows:
-    """Mask uint8 images (N, C, H, W) with the model's own masking and reconstruct them, through the model hook
-    `masked_reconstruction(pixel_values, generator) -> (pixel mask, reconstruction)` (MAE, SimMIM), which takes and
-    returns pixels in the model's input normalisation. Masked pixels are grey in the masked row; the reconstruction
-    row shows the prediction at masked pixels and the original at visible ones (the MAE paper's Fig. 2)."""
+def reconstruction_rows(model: MethodModel, images: torch.Tensor, image_mean: Sequence[float],
+                        image_std: Sequence[float], seed: int = 0) -> ReconstructionRows | None:
+    """The rows of the card's reconstruction plot of uint8 images (N, C, H, W), from the method contract's `preview`
+    (MAE, SimMIM: their own masking, drawn from a generator seeded with `seed`), which takes and returns pixels in the
+    model's input normalisation; None for methods without a preview. Hidden pixels are grey in the input row; the
+    reconstruction row shows the prediction at hidden pixels and the original at visible ones (the MAE paper's
+    Fig. 2)."""
     model.eval()
     device = next(model.parameters()).device
     mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
     original = images.float() / 255.0
     pixel_values = ((original - mean) / std).to(device)
-    mask, prediction = model.masked_reconstruction(pixel_values, generator=torch.Generator().manual_seed(seed))
-    mask = mask.cpu().bool()
-    predicted = (prediction.float().cpu() * std + mean).clamp(0.0, 1.0)
-    return ReconstructionRows(
-        original=original,
-        masked=torch.where(mask, torch.full_like(original, BLANK_VALUE), original),
-        reconstruction=torch.where(mask, predicted, original),
-        mask=mask,
-    )
+    preview = model.preview(pixel_values, generator=torch.Generator().manual_seed(seed))
+    if preview is None:
+        return None
+    predicted = (preview.reconstruction.float().cpu() * std + mean).clamp(0.0, 1.0)
+    hidden = (torch.ones_like(original[:, :1], dtype=torch.bool) if preview.hidden is None
+              else preview.hidden.cpu().bool())
+    shown_input = (torch.where(hidden, torch.full_like(original, BLANK_VALUE), original) if preview.model_input is None
+                   else (preview.model_input.float().cpu() * std + mean).clamp(0.0, 1.0))
+    return ReconstructionRows(original=original, masked=shown_input,
+                              reconstruction=torch.where(hidden, predicted, original), mask=hidden)
 
 
 def plot_reconstruction_grid(rows: ReconstructionRows, path: str | os.PathLike) -> Figure:

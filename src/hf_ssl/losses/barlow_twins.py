@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hf_ssl.nn.distributed import gather_with_grad
+from ..nn.distributed import gather_with_grad
 
 
 def barlow_twins_loss(

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from hf_ssl.nn.distributed import gather_with_grad, rank
+from ..nn.distributed import gather_with_grad, rank
 
 # The paper initialises the temperature to 0.07 (logit scale 1 / 0.07) and clips the scale at 100 "to prevent
 # scaling the logits by more than 100, which we found necessary to prevent training instability" (Sec. 2.5).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from hf_ssl.nn.distributed import all_reduce_sum
+from ..nn.distributed import all_reduce_sum
 
 
 def dino_loss(

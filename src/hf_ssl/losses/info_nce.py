@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hf_ssl.nn.distributed import gather_with_grad, rank
+from ..nn.distributed import gather_with_grad, rank
 
 
 def info_nce_loss(

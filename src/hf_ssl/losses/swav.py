@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from hf_ssl.nn.distributed import all_reduce_max, all_reduce_sum, world_size
+from ..nn.distributed import all_reduce_max, all_reduce_sum, world_size
 
 
 @torch.no_grad()

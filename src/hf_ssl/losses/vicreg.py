@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from hf_ssl.nn.distributed import gather_with_grad
+from ..nn.distributed import gather_with_grad
 
 
 class VICRegLoss(NamedTuple):

@@ -4,9 +4,10 @@ model attributes Trainer and the export rely on. A method's own folder adds only
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig
 
-from hf_ssl.nn.backbone import load_backbone_weights
+from ..nn.backbone import load_backbone_weights
+from .method_model import MethodModel
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -87,21 +88,19 @@ def method_config_fields(config_class: type[PretrainedConfig]) -> list[str]:
     return [n for n in names if n not in sub_configs and not n.startswith("_")]
 
 
-class ImageMethodModel(PreTrainedModel):
+class ImageMethodModel(MethodModel):
     """Base of image SSL models: `self.backbone` is the native encoder that gets exported."""
 
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    # Trainer must not pass num_items_in_batch: SSL losses are already means over their own units.
-    accepts_loss_kwargs = False
 
     def get_encoder(self):
         """The online backbone: what a checkpoint given with `--backbone` is loaded into."""
         return self.backbone
 
-    def exported_encoder(self):
+    def exported_model(self):
         """The backbone that is exported and evaluated; the online one unless a method's paper evaluates another
         (DINO: the teacher)."""
         return self.get_encoder()
@@ -109,8 +108,3 @@ class ImageMethodModel(PreTrainedModel):
     def load_encoder_weights(self, checkpoint: str) -> None:
         """Start from a checkpoint's backbone weights (`--backbone PATH_OR_HUB_ID`)."""
         load_backbone_weights(self.get_encoder(), checkpoint)
-
-    def load_pretrained_parts(self) -> None:
-        """Load parts a method takes from other checkpoints named in its config (BEiT's visual tokenizer, a
-        distillation teacher). `hf-ssl pretrain` calls it once after building a fresh model; `from_pretrained`
-        does not, because the saved model already holds those weights."""

@@ -1,7 +1,7 @@
 """What joint-embedding methods (SimCLR, MoCo, BYOL, SimSiam, SwAV, VICReg, Barlow Twins, DINO) share on top of
 `image_method`: the input-size default of conv backbones, the cross-process switch, the initialisation of
 their heads, and turning a (B, V, C, H, W) batch of views into one backbone call. A method's folder adds its
-heads, its loss and its per-step hook (`momentum_update`)."""
+heads, its loss and its per-step hook (`on_optimizer_step`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import initialization as init
 
-from hf_ssl.data.collators import MultiViewCollator
-from hf_ssl.data.transforms import multi_crop_augmentation
-from hf_ssl.modeling.image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig, ImageMethodModel
-from hf_ssl.nn.backbone import pooled_features
-from hf_ssl.nn.momentum import ema_update
+from .image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig, ImageMethodModel
+from ..nn.backbone import pooled_features
+from ..nn.momentum import ema_update
 
 
 @strict
@@ -83,28 +81,11 @@ class MultiCropConfig(JointEmbeddingConfig):
                                  f"0 < min <= max <= 1, got {low} and {high}")
 
 
-def multi_crop_collator(config: MultiCropConfig) -> MultiViewCollator:
-    """The 2 global crops in `pixel_values` (B, 2, C, H, W) and the local crops in `local_pixel_values`
-    (B, V_local, C, h, w), with the shared `multi_crop_augmentation` pipelines (DINO's reference colour
-    distortion: jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale p = 0.2, blur p = 1.0 / 0.1 / 0.5 for the first
-    global, second global and local crops, solarisation p = 0.2 on the second global crop)."""
-    augment = multi_crop_augmentation(
-        config.image_size, config.local_crop_size, config.num_local_crops,
-        global_scale=(config.global_crop_min_scale, config.global_crop_max_scale),
-        local_scale=(config.local_crop_min_scale, config.local_crop_max_scale),
-    )
-    return MultiViewCollator(config.image_mean, config.image_std, augment)
-
-
 class JointEmbeddingModel(ImageMethodModel):
     """Base of the joint-embedding models: `self.backbone` (exported) plus heads owned by the subclass.
 
     `last_embeddings` (a detached (N, D) tensor a forward stores) feeds `CollapseMonitorCallback`.
     """
-
-    def __init__(self, config: JointEmbeddingConfig):
-        super().__init__(config)
-        self.last_embeddings: torch.Tensor | None = None
 
     def _init_weights(self, module: nn.Module) -> None:
         # Only the heads are this class's own; the backbone is initialised by its own class.
@@ -205,6 +186,5 @@ def per_image(tensor: torch.Tensor, num_views: int) -> torch.Tensor:
 
 
 __all__ = [
-    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "multi_crop_collator",
-    "per_image",
+    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "per_image",
 ]

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 
 from huggingface_hub.dataclasses import strict
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig
 
-from hf_ssl.errors import HfSslError, first_line
+from ..errors import HfSslError, first_line
+from .method_model import MethodModel
 
 
 @strict
@@ -60,15 +61,13 @@ def head_auto_class(name: str):
     return getattr(transformers, name)
 
 
-class LanguageModelForPreTraining(PreTrainedModel):
+class LanguageModelForPreTraining(MethodModel):
     """Base of the language-modelling methods: `self.lm` is the native model that is exported."""
 
     main_input_name = "input_ids"
     input_modalities = ("text",)
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    # Trainer must not pass num_items_in_batch: the losses are already means over their own positions.
-    accepts_loss_kwargs = False
 
     def __init__(self, config: LanguageModelConfig):
         super().__init__(config)
@@ -86,12 +85,9 @@ class LanguageModelForPreTraining(PreTrainedModel):
     def get_encoder(self):
         return self.lm
 
-    def exported_encoder(self):
+    def exported_model(self):
         """The native language model (with its head): `pipeline(config.pipeline_tag, model=OUT)` serves it."""
         return self.lm
-
-    def load_pretrained_parts(self) -> None:
-        """Nothing beyond `--backbone` (see `load_encoder_weights`)."""
 
     def load_encoder_weights(self, checkpoint: str) -> None:
         """Continued pretraining (`--backbone PATH_OR_HUB_ID`): the native head class loads the checkpoint, so a

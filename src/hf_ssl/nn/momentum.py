@@ -1,8 +1,8 @@
 """Momentum (EMA) encoders and the step schedules of their coefficients and temperatures.
 
 Used by MoCo (key encoder), BYOL (target network), DINO (teacher): a frozen copy of the online network,
-moved towards it after every optimizer step. A method applies these from its `momentum_update(progress)`,
-which `hf_ssl.training.callbacks.MomentumUpdateCallback` calls once per optimizer step.
+moved towards it after every optimizer step. A method applies these from its `on_optimizer_step(step, progress)`,
+which `hf_ssl.training.callbacks.OptimizerStepCallback` calls once per optimizer step.
 """
 
 from __future__ import annotations

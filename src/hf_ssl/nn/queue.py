@@ -2,8 +2,8 @@
 queue of earlier features for computing codes with small batches (Caron et al. 2020, Sec. 4.3).
 
 Adding to the queue is a side effect that must happen once per optimizer step, also with gradient
-accumulation: the forward calls `stage(embeddings)` and the method's per-step hook (`momentum_update`, called
-by `MomentumUpdateCallback` after the optimizer step) calls `commit()`, which enqueues everything staged since
+accumulation: the forward calls `stage(embeddings)` and the method's per-step hook (`on_optimizer_step`, called
+by `OptimizerStepCallback` after the optimizer step) calls `commit()`, which enqueues everything staged since
 the last commit, the embeddings of all processes (gathered) in rank order. The queue is a buffer, so it is
 saved in checkpoints and restored on resume.
 """
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hf_ssl.nn.distributed import gather_with_grad
+from .distributed import gather_with_grad
 
 
 class EmbeddingQueue(nn.Module):

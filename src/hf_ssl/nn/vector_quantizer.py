@@ -8,7 +8,7 @@ about images or any method.
 
 Side effects happen once per optimizer step, not per forward pass: in training, `forward` only stages the batch
 statistics (per-code counts and sums, a sample of the inputs), and `update()` (which a model's
-`momentum_update` calls after each optimizer step) applies them: the EMA step, the k-means initialisation of
+`on_optimizer_step` calls after each optimizer step) applies them: the EMA step, the k-means initialisation of
 the codebook, dead-code restarts and the usage statistics. With gradient accumulation, the micro-batches of a
 step are thus pooled, and under `torch.distributed` the statistics are summed over processes first.
 """

@@ -1,8 +1,7 @@
-"""Trainer callbacks for the per-step side effects of SSL methods.
+"""Trainer callbacks that call the method contract (`hf_ssl.modeling.method_model.MethodModel`).
 
-They know no method: a model that needs an EMA teacher, a schedule or prototype normalisation defines
-`momentum_update(progress)`; a model that wants collapse monitoring stores `last_embeddings`. Models without
-them are left alone, so both callbacks can be installed for every method.
+They know no method: every model has the per-step hook (which does nothing for most methods), and the collapse
+monitor and the loss-term logger read what `forward` stored, logging nothing where a method stores nothing.
 """
 
 from __future__ import annotations
@@ -26,13 +25,14 @@ def unwrap_model(model: nn.Module | None) -> nn.Module | None:
     return None if model is None else extract_model_from_parallel(model)
 
 
-class MomentumUpdateCallback(TrainerCallback):
-    """Calls `model.momentum_update(progress)` once per optimizer step, after the step, with
-    `progress = state.global_step / state.max_steps` in (0, 1]: 1/K after the first of K steps, 1 after the last.
+class OptimizerStepCallback(TrainerCallback):
+    """Calls `model.optimizer_step_done(step, progress)` once per optimizer step, after the step, with
+    `step = state.global_step` and `progress = step / state.max_steps` in (0, 1]: 1/K after the first of K steps, 1
+    after the last.
 
-    The model's method does the method's side effects from `progress` alone (EMA of a teacher with a
-    `cosine_momentum`, temperature schedules, `Prototypes.normalize_()`), so they are resumable: a restarted run
-    recomputes them from the restored `global_step`. `progress` is also the 0-based position of the next step
+    The model runs its `on_optimizer_step` hook (EMA of a teacher with a `cosine_momentum`, temperature schedules,
+    `Prototypes.normalize_()`, queue commits) and records the position in its buffers, which checkpoints carry, so
+    a resumed run continues from the restored position. `progress` is also the 0-based position of the next step
     in the schedule, the one whose forward pass comes next.
     """
 
@@ -43,9 +43,8 @@ class MomentumUpdateCallback(TrainerCallback):
         # optimizer.step(), lr_scheduler.step(), zero_grad() and `global_step += 1`; the other micro-batches get
         # on_substep_end. So this runs once per optimizer step, on the updated weights, and before
         # `_maybe_log_save_evaluate` (a checkpoint saved at this step holds the updated teacher).
-        update = getattr(unwrap_model(model), "momentum_update", None)
-        if callable(update) and state.max_steps > 0:
-            update(min(state.global_step / state.max_steps, 1.0))
+        if state.max_steps > 0:
+            unwrap_model(model).optimizer_step_done(state.global_step, min(state.global_step / state.max_steps, 1.0))
 
 
 def embedding_std(embeddings: torch.Tensor) -> float:
@@ -60,7 +59,7 @@ class CollapseMonitorCallback(TrainerCallback):
     `logging_steps`) and warns when it falls below `threshold / sqrt(D)`, at most once every `warn_every` steps.
 
     `last_embeddings` is a detached (B, D) tensor that the method's forward stores (for SimSiam the projector
-    output z); it comes from the last micro-batch on this process.
+    output z; None for methods without embeddings to monitor); it comes from the last micro-batch on this process.
 
     Where the value shows up: `Trainer.log` appends a copy of the logs to `state.log_history` and then calls
     `on_log` on each callback in order; this callback writes the value into both, so `log_history` (and
@@ -78,8 +77,8 @@ class CollapseMonitorCallback(TrainerCallback):
                logs: dict[str, float] | None = None, model: nn.Module | None = None, **kwargs) -> None:
         if logs is None or "loss" not in logs:  # training-step logs only, not evaluation or the final summary
             return
-        embeddings = getattr(unwrap_model(model), "last_embeddings", None)
-        if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 2 or embeddings.shape[0] < 2:
+        embeddings = unwrap_model(model).last_embeddings
+        if embeddings is None or embeddings.ndim != 2 or embeddings.shape[0] < 2:
             return
         std = embedding_std(embeddings)
         logs["embedding_std"] = std
@@ -98,17 +97,17 @@ class CollapseMonitorCallback(TrainerCallback):
 
 
 class LossTermsCallback(TrainerCallback):
-    """Adds the parts of a composite loss to every training log: a model that stores a dict of detached scalars in
-    `last_loss_terms` (VICReg's unweighted invariance, variance and covariance terms) gets them logged next to
-    `loss`, from the last micro-batch on this process. Trainer logs only `loss`, which hides which term dominates
-    (in a collapsing VICReg run the variance term rises first). Models without the attribute are left alone."""
+    """Adds the parts of a composite loss to every training log: the detached scalars a model's forward stores in
+    `last_loss_terms` (VICReg's unweighted invariance, variance and covariance terms) are logged next to `loss`,
+    from the last micro-batch on this process. Trainer logs only `loss`, which hides which term dominates (in a
+    collapsing VICReg run the variance term rises first). Methods that store none log nothing more."""
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, model: nn.Module | None = None, **kwargs) -> None:
         if logs is None or "loss" not in logs:
             return
-        terms = getattr(unwrap_model(model), "last_loss_terms", None)
-        if not isinstance(terms, dict) or not terms:
+        terms = unwrap_model(model).last_loss_terms
+        if not terms:
             return
         values = {name: float(value) for name, value in terms.items()}
         logs.update(values)

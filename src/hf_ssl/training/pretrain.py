@@ -28,7 +28,7 @@ from ..hub.push import push_folder, validate_repo_id
 from ..modeling.image_method import method_config_fields
 from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
-from .callbacks import CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback, unwrap_model
+from .callbacks import CollapseMonitorCallback, LossTermsCallback, OptimizerStepCallback, unwrap_model
 from .modalities import Modality, get_modality
 
 CHECKPOINTS_SUBDIR = "checkpoints"
@@ -138,7 +138,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     # Per-step side effects (EMA teachers, schedules, queues) live in model hooks the callbacks call once per
     # optimizer step; models without the hooks (MAE) are left alone.
     trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
-                      data_collator=method.make_collator(config), callbacks=[MomentumUpdateCallback()])
+                      data_collator=method.make_collator(config), callbacks=[OptimizerStepCallback()])
     # first, so that reporting integrations see the logged embedding_std and loss terms
     trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback()]
     last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
@@ -173,12 +173,12 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
 
 
 class SSLTrainer(Trainer):
-    """Trainer that leaves out of weight decay what a model lists in `no_weight_decay()` (timm's convention), on
-    top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
+    """Trainer that leaves out of weight decay what a model lists in `no_weight_decay()` (timm's convention, part of
+    the method contract), on top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
 
     def get_decay_parameter_names(self, model) -> list[str]:
         names = super().get_decay_parameter_names(model)
-        excluded = getattr(unwrap_model(model), "no_weight_decay", lambda: set())()
+        excluded = unwrap_model(model).no_weight_decay()
         return [name for name in names if name not in excluded]
 
 
@@ -218,7 +218,7 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
     effective_batch = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * world
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})")
-    encoder = trainer.model.exported_encoder()
+    encoder = trainer.model.exported_model()
     own_fields = [f for f in method_config_fields(method.config_class) if f not in ("image_mean", "image_std", "initializer_range")]
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,

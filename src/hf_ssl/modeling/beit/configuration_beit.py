@@ -14,11 +14,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.errors import first_line
-from hf_ssl.hub.export import SSL_SUBDIR
-from hf_ssl.modeling.image_method import ImageMethodConfig
-from hf_ssl.modeling.visual_tokenizer.configuration_visual_tokenizer import VisualVQConfig
-from hf_ssl.nn.masking import supports_mask_token
+from ...errors import first_line
+from ..image_method import ImageMethodConfig
+from ..method_model import SSL_SUBDIR
+from ..visual_tokenizer.configuration_visual_tokenizer import VisualVQConfig
+from ...nn.masking import supports_mask_token
 
 
 @strict

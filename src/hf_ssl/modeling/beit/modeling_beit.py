@@ -21,13 +21,13 @@ from torch import nn
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from hf_ssl.errors import HfSslError, first_line
-from hf_ssl.losses.masked_language_modeling import masked_language_modeling_loss
-from hf_ssl.modeling.image_method import ImageMethodModel
-from hf_ssl.modeling.visual_tokenizer.modeling_visual_tokenizer import VisualVQModel
-from hf_ssl.nn.backbone import build_backbone
-from hf_ssl.nn.masking import blockwise_masking, encode_with_mask_token, mask_token_width
-from hf_ssl.nn.token_masking import IGNORE_INDEX
+from ...errors import HfSslError, first_line
+from ...losses.masked_language_modeling import masked_language_modeling_loss
+from ..image_method import ImageMethodModel
+from ..visual_tokenizer.modeling_visual_tokenizer import VisualVQModel
+from ...nn.backbone import build_backbone
+from ...nn.masking import blockwise_masking, encode_with_mask_token, mask_token_width
+from ...nn.token_masking import IGNORE_INDEX
 
 from .configuration_beit import BEiTConfig, tokenizer_location
 
@@ -58,7 +58,6 @@ class BEiTForPreTraining(ImageMethodModel):
         # Only what tokenizing needs (no decoder, no teacher); frozen: the targets never move.
         self.tokenizer = VisualVQModel(config.tokenizer_config, tokenize_only=True).requires_grad_(False)
         self.head = nn.Linear(config.backbone_config.hidden_size, config.tokenizer_config.codebook_size)
-        self.last_loss_terms: dict[str, torch.Tensor] = {}
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:

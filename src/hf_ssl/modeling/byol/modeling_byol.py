@@ -6,8 +6,8 @@ Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised Lear
 Two networks (Fig. 2). The online network (weights theta: backbone f, projector g, predictor q) is trained;
 the target network (weights xi: a copy of f and g, no predictor) is not: it receives no gradient (stop-gradient
 in Eq. 2) and after each optimizer step moves towards the online one, xi <- tau xi + (1 - tau) theta, with tau
-rising from tau_base to 1 along a cosine (Sec. 3.3). That EMA runs from `momentum_update`, which
-`MomentumUpdateCallback` calls once per optimizer step, never from `forward` (which runs once per micro-batch
+rising from tau_base to 1 along a cosine (Sec. 3.3). That EMA runs from `on_optimizer_step`, which
+`OptimizerStepCallback` calls once per optimizer step, never from `forward` (which runs once per micro-batch
 under gradient accumulation).
 
 The loss (Eq. 2, symmetrised as L + L~): the online prediction of each view regresses the target projection of
@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.negative_cosine import byol_loss
-from hf_ssl.modeling.joint_embedding import JointEmbeddingModel, per_image
-from hf_ssl.nn.backbone import build_backbone, feature_dim
-from hf_ssl.nn.heads import ProjectionHead
-from hf_ssl.nn.momentum import copy_frozen, cosine_momentum, ema_update
+from ...losses.negative_cosine import byol_loss
+from ..joint_embedding import JointEmbeddingModel, per_image
+from ...nn.backbone import build_backbone, feature_dim
+from ...nn.heads import ProjectionHead
+from ...nn.momentum import copy_frozen, cosine_momentum, ema_update
 
 from .configuration_byol import BYOLConfig
 
@@ -76,9 +76,9 @@ class BYOLForPreTraining(JointEmbeddingModel):
         return cosine_momentum(progress, 1.0, base=self.config.base_momentum, final=1.0)
 
     @torch.no_grad()
-    def momentum_update(self, progress: float) -> None:
+    def on_optimizer_step(self, step: int, progress: float) -> None:
         """The target EMA after an optimizer step: xi <- tau xi + (1 - tau) theta with tau = `target_momentum`;
-        BatchNorm running statistics are copied from the online network. `MomentumUpdateCallback` passes
+        BatchNorm running statistics are copied from the online network. `OptimizerStepCallback` passes
         progress = global_step / max_steps, so the first update uses tau at k = 1 (the reference code's k = 0;
         the difference is 1 / K of the schedule)."""
         momentum = self.target_momentum(progress)

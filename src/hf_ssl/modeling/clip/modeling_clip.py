@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from transformers import AutoModel
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.clip import clip_logit_scale, clip_loss
-from hf_ssl.modeling.image_method import ImageMethodModel
-from hf_ssl.nn.backbone import is_checkpoint_spec, load_backbone_weights
+from ...losses.clip import clip_logit_scale, clip_loss
+from ..image_method import ImageMethodModel
+from ...nn.backbone import is_checkpoint_spec, load_backbone_weights
 
 from .configuration_clip import CLIPPretrainingConfig
 
@@ -89,7 +89,7 @@ class CLIPForPreTraining(ImageMethodModel):
                                      image_embeds=image_embeds, text_embeds=text_embeds, logit_scale=scale.detach())
 
     @torch.no_grad()
-    def momentum_update(self, progress: float) -> None:
+    def on_optimizer_step(self, step: int, progress: float) -> None:
         """After each optimizer step: keep t in [0, log(max_logit_scale)], as open_clip does, so that the exported
         temperature (which transformers' CLIPModel uses unclipped) is the one training used."""
         self.clip.logit_scale.clamp_(0, math.log(self.config.max_logit_scale))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.causal_language_modeling import causal_language_modeling_loss
-from hf_ssl.modeling.language_model import LanguageModelForPreTraining
+from ...losses.causal_language_modeling import causal_language_modeling_loss
+from ..language_model import LanguageModelForPreTraining
 
 from .configuration_clm import CLMConfig
 

@@ -1,6 +1,6 @@
 """DINO (Caron et al., ICCV 2021)."""
 
-from ..joint_embedding import multi_crop_collator
+from ...data.collators import multi_crop_collator
 from ...registry import Method, Preset
 from .configuration_dino import DINOConfig
 from .modeling_dino import DINOForPreTraining, DINOOutput

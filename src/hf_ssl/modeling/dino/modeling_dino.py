@@ -13,10 +13,10 @@ evaluates it (it performs better than the student throughout training, Sec. 5.1 
 As the reference `MultiCropWrapper`, the backbone runs once per resolution group (the 2 global crops together,
 then all local crops together) and the head once on all crops.
 
-Per optimizer step, `momentum_update` (called by `MomentumUpdateCallback`) moves the teacher towards the student,
+Per optimizer step, `on_optimizer_step` (called by `OptimizerStepCallback`) moves the teacher towards the student,
 updates the centre from the teacher outputs staged by this step's forward passes (once per optimizer step, also
-with gradient accumulation), counts the step (it ends the freeze of the head's last layer) and stores the
-progress that schedules the teacher temperature and momentum.
+with gradient accumulation). The position in training that `MethodModel` records after each step ends the freeze
+of the head's last layer and schedules the teacher temperature and momentum.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.dino import dino_loss, update_center
-from hf_ssl.modeling.joint_embedding import NUM_GLOBAL_CROPS, JointEmbeddingModel, per_image
-from hf_ssl.nn.backbone import build_backbone, feature_dim
-from hf_ssl.nn.heads import DINOHead
-from hf_ssl.nn.momentum import copy_frozen, cosine_momentum, cosine_schedule, ema_update
+from ...losses.dino import dino_loss, update_center
+from ..joint_embedding import NUM_GLOBAL_CROPS, JointEmbeddingModel, per_image
+from ...nn.backbone import build_backbone, feature_dim
+from ...nn.heads import DINOHead
+from ...nn.momentum import copy_frozen, cosine_momentum, cosine_schedule, ema_update
 
 from .configuration_dino import DINOConfig
 
@@ -69,11 +69,9 @@ class DINOForPreTraining(JointEmbeddingModel):
         )
         self.teacher_backbone = copy_frozen(self.backbone)
         self.teacher_head = copy_frozen(self.head)
-        # The running mean c of the teacher outputs (Eq. 4), and the step state the schedules read; buffers, so
-        # that they are saved in checkpoints and restored on resume.
+        # The running mean c of the teacher outputs (Eq. 4): a buffer, saved in checkpoints and restored on resume.
+        # The schedules read the position in training that MethodModel keeps (`num_optimizer_steps`, `progress`).
         self.register_buffer("center", torch.zeros(1, config.head_output_dim))
-        self.register_buffer("num_optimizer_steps", torch.zeros((), dtype=torch.long))
-        self.register_buffer("progress", torch.zeros(()))
         self._staged_teacher_logits: list[torch.Tensor] = []
         # The DINO heads initialise themselves (reset_parameters: truncated normal 0.02, weight-norm gain 1);
         # `_init_weights` must not re-draw their linear layers with the base class's normal init.
@@ -93,7 +91,7 @@ class DINOForPreTraining(JointEmbeddingModel):
         # with norm_last_layer the weight-norm gain stays 1 (a reload would make it trainable again)
         self.head.last_layer.parametrizations.weight.original0.requires_grad_(not self.config.norm_last_layer)
 
-    def exported_encoder(self) -> nn.Module:
+    def exported_model(self) -> nn.Module:
         """The teacher's backbone: the paper evaluates the teacher (Sec. 5.1)."""
         return self.teacher_backbone
 
@@ -119,8 +117,8 @@ class DINOForPreTraining(JointEmbeddingModel):
         return int(self.num_optimizer_steps) < self.config.freeze_last_layer_steps
 
     @torch.no_grad()
-    def momentum_update(self, progress: float) -> None:
-        """The per-optimizer-step side effects (called by `MomentumUpdateCallback` after each step, with progress =
+    def on_optimizer_step(self, step: int, progress: float) -> None:
+        """The per-optimizer-step side effects (called by `OptimizerStepCallback` after each step, with progress =
         the position of the next step in training).
 
         The EMA of the step just taken uses the momentum at that step's own position (the `progress` buffer
@@ -134,8 +132,6 @@ class DINOForPreTraining(JointEmbeddingModel):
         if self._staged_teacher_logits:
             self.center.copy_(update_center(self.center, self._staged_teacher_logits, self.config.center_momentum))
             self._staged_teacher_logits.clear()
-        self.num_optimizer_steps += 1
-        self.progress.fill_(progress)
 
     # --- forward ---------------------------------------------------------------------------------------------
 
@@ -168,7 +164,7 @@ class DINOForPreTraining(JointEmbeddingModel):
             loss = dino_loss(student.chunk(num_views), teacher.chunk(NUM_GLOBAL_CROPS), self.center,
                              self.config.student_temperature, self.teacher_temperature())
             if self.training:
-                self._staged_teacher_logits.append(teacher.detach())  # the centre moves in momentum_update
+                self._staged_teacher_logits.append(teacher.detach())  # the centre moves in on_optimizer_step
         return DINOOutput(
             loss=loss,
             student_logits=per_image(student, num_views),

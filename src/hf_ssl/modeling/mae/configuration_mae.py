@@ -11,7 +11,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.modeling.image_method import ImageMethodConfig
+from ..image_method import ImageMethodConfig
 
 
 @strict

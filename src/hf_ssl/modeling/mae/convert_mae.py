@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
+from ..method_model import TRAINING_POSITION
 from .modeling_mae import MAEForPreTraining
 
 # hf-ssl parameter prefix -> ViTMAEForPreTraining parameter prefix (longest match first).
@@ -36,6 +37,8 @@ def to_vit_mae(model: MAEForPreTraining) -> ViTMAEForPreTraining:
     ))
     state = {}
     for name, value in model.state_dict().items():
+        if name in TRAINING_POSITION:  # hf-ssl's record of the training position, not a weight of the model
+            continue
         for ours, theirs in _RENAMES:
             if name.startswith(ours):
                 name = theirs + name[len(ours):]

@@ -21,11 +21,12 @@ from transformers import initialization as init
 from transformers.models.vit.modeling_vit import ViTLayer
 from transformers.utils import ModelOutput
 
-from hf_ssl.modeling.image_method import ImageMethodModel
-from hf_ssl.losses.masked_reconstruction import masked_reconstruction_loss
-from hf_ssl.nn.backbone import build_backbone
-from hf_ssl.nn.masking import gather_tokens, random_masking
-from hf_ssl.nn.patches import patch_mask_to_pixels, patchify, sincos_position_embedding, unpatchify
+from ..image_method import ImageMethodModel
+from ..method_model import ImagePreview
+from ...losses.masked_reconstruction import masked_reconstruction_loss
+from ...nn.backbone import build_backbone
+from ...nn.masking import gather_tokens, random_masking
+from ...nn.patches import patch_mask_to_pixels, patchify, sincos_position_embedding, unpatchify
 
 from .configuration_mae import MAEConfig
 
@@ -146,13 +147,13 @@ class MAEForPreTraining(ImageMethodModel):
         return self.decoder_pred(self.decoder_norm(tokens))[:, 1:]
 
     @torch.no_grad()
-    def masked_reconstruction(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None,
-                              eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
-        """The model hook of the card's reconstruction plot: mask `pixel_values` (B, C, H, W, normalised inputs)
-        at the configured ratio (random masks drawn from the CPU `generator`) and predict every patch.
+    def preview(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None,
+                eps: float = 1e-6) -> ImagePreview:
+        """The card's reconstruction plot: mask `pixel_values` (B, C, H, W, normalised inputs) at the configured ratio
+        (random masks drawn from the CPU `generator`) and predict every patch.
 
-        Returns the pixel mask (B, 1, H, W), True where a patch was hidden from the encoder, and the prediction
-        (B, C, H, W) in the same normalisation as `pixel_values`. With `norm_pix_loss` the decoder predicts each
+        `hidden` is True where a patch was hidden from the encoder; the prediction is in the same normalisation as
+        `pixel_values`. With `norm_pix_loss` the decoder predicts each
         patch normalised by its own mean and variance; the prediction is mapped back with the *true* patch's mean
         and variance (`pred * sqrt(var + eps) + mean`), as the MAE authors' visualisation does: the shown
         reconstruction takes each masked patch's brightness and contrast from the original."""
@@ -167,7 +168,7 @@ class MAEForPreTraining(ImageMethodModel):
             prediction = prediction * (var + eps) ** 0.5 + mean
         height, width = pixel_values.shape[-2:]
         reconstruction = unpatchify(prediction, patch, self.config.num_channels, height, width)
-        return patch_mask_to_pixels(mask, patch, height, width), reconstruction
+        return ImagePreview(reconstruction=reconstruction, hidden=patch_mask_to_pixels(mask, patch, height, width))
 
     def forward(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None, return_loss: bool = True,
                 **kwargs) -> MAEOutput:

@@ -14,7 +14,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.modeling.language_model import LanguageModelConfig
+from ..language_model import LanguageModelConfig
 
 MAX_MLM_PROBABILITY = 0.5  # the notes: "typically between 15% and 50% of tokens"
 

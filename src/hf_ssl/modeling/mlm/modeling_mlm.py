@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.masked_language_modeling import masked_language_modeling_loss
-from hf_ssl.modeling.language_model import LanguageModelForPreTraining
-from hf_ssl.nn.token_masking import IGNORE_INDEX
+from ...losses.masked_language_modeling import masked_language_modeling_loss
+from ..language_model import LanguageModelForPreTraining
+from ...nn.token_masking import IGNORE_INDEX
 
 from .configuration_mlm import MLMConfig
 

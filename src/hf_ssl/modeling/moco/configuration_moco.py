@@ -20,8 +20,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
-from hf_ssl.nn.backbone import is_token_backbone
+from ..joint_embedding import JointEmbeddingConfig
+from ...nn.backbone import is_token_backbone
 
 VERSIONS = (2, 3)
 

@@ -3,7 +3,7 @@
 MoCo v2 (Chen, Fan, Girshick, He 2020, arXiv:2003.04297, on He et al., CVPR 2020): the query q = g(f(x1)) of one
 view is scored against its key k = g_m(f_m(x2)), computed without gradient by the momentum (key) encoder, and
 against a queue of K keys of earlier batches (InfoNCE, positive at index 0). The keys of this batch join the
-queue after the step: they are staged in `forward` and committed by `momentum_update`, after the EMA, so the
+queue after the step: they are staged in `forward` and committed by `on_optimizer_step`, after the EMA, so the
 loss always sees the queue as it was before this step's keys (the reference enqueues after the logits).
 
 MoCo v3 (Chen, Xie, He, ICCV 2021, arXiv:2104.02057, Alg. 1): no queue; a predictor on the query side,
@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.info_nce import info_nce_loss
-from hf_ssl.modeling.joint_embedding import JointEmbeddingModel
-from hf_ssl.nn.backbone import build_backbone, feature_dim
-from hf_ssl.nn.heads import ProjectionHead
-from hf_ssl.nn.momentum import copy_frozen, cosine_momentum, ema_update
-from hf_ssl.nn.queue import EmbeddingQueue
+from ...losses.info_nce import info_nce_loss
+from ..joint_embedding import JointEmbeddingModel
+from ...nn.backbone import build_backbone, feature_dim
+from ...nn.heads import ProjectionHead
+from ...nn.momentum import copy_frozen, cosine_momentum, ema_update
+from ...nn.queue import EmbeddingQueue
 
 from .configuration_moco import MoCoConfig
 
@@ -92,8 +92,8 @@ class MoCoForPreTraining(JointEmbeddingModel):
         return cosine_momentum(progress, 1.0, base=self.config.momentum, final=self.config.final_momentum)
 
     @torch.no_grad()
-    def momentum_update(self, progress: float) -> None:
-        """Once per optimizer step, after it (`MomentumUpdateCallback`): move the key encoder towards the query
+    def on_optimizer_step(self, step: int, progress: float) -> None:
+        """Once per optimizer step, after it (`OptimizerStepCallback`): move the key encoder towards the query
         encoder, then (v2) enqueue the keys staged by this step's forward passes, of every process, once."""
         momentum = self.current_momentum(progress)
         for target, online in self.momentum_pairs():
@@ -135,7 +135,7 @@ class MoCoForPreTraining(JointEmbeddingModel):
             # v3: the sum of the two directions (Alg. 1); v2: one direction, or the mean of two.
             loss = sum(losses) if self.queue is None else sum(losses) / len(losses)
             if self.queue is not None and self.training:
-                # Enqueued by momentum_update once per optimizer step (also with gradient accumulation); not from
+                # Enqueued by on_optimizer_step once per optimizer step (also with gradient accumulation); not from
                 # evaluation forwards. Unit vectors, as the reference enqueues.
                 for k in keys:
                     self.queue.stage(F.normalize(k, dim=1))

@@ -12,7 +12,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import JointEmbeddingConfig
 
 
 @strict

@@ -12,8 +12,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.modeling.image_method import ImageMethodConfig
-from hf_ssl.nn.masking import supports_mask_token
+from ..image_method import ImageMethodConfig
+from ...nn.masking import supports_mask_token
 
 
 @strict

@@ -21,11 +21,12 @@ from torch import nn
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.masked_reconstruction import masked_l1_loss
-from hf_ssl.modeling.image_method import ImageMethodModel
-from hf_ssl.nn.backbone import build_backbone
-from hf_ssl.nn.masking import encode_with_mask_token, mask_token_width, patch_aligned_random_masking
-from hf_ssl.nn.patches import patch_mask_to_pixels, patchify
+from ...losses.masked_reconstruction import masked_l1_loss
+from ..image_method import ImageMethodModel
+from ..method_model import ImagePreview
+from ...nn.backbone import build_backbone
+from ...nn.masking import encode_with_mask_token, mask_token_width, patch_aligned_random_masking
+from ...nn.patches import patch_mask_to_pixels, patchify
 
 from .configuration_simmim import SimMIMConfig
 
@@ -84,17 +85,17 @@ class SimMIMForPreTraining(ImageMethodModel):
         return self.pixel_shuffle(self.head(feature_map))
 
     @torch.no_grad()
-    def masked_reconstruction(self, pixel_values: torch.Tensor,
-                              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The model hook of the card's reconstruction plot: mask `pixel_values` (B, C, H, W, normalised inputs) as
-        in training (random masks drawn from the CPU `generator`) and predict every pixel.
+    def preview(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> ImagePreview:
+        """The card's reconstruction plot: mask `pixel_values` (B, C, H, W, normalised inputs) as in training (random
+        masks drawn from the CPU `generator`) and predict every pixel.
 
-        Returns the pixel mask (B, 1, H, W), True inside the masked patches, and the prediction (B, C, H, W) in
-        the normalisation of `pixel_values` (SimMIM regresses the normalised pixels directly, so no mapping)."""
+        `hidden` is True inside the masked patches; the prediction is in the normalisation of `pixel_values` (SimMIM
+        regresses the normalised pixels directly, so no mapping)."""
         bool_masked_pos = self.random_mask(pixel_values.shape[0], pixel_values.device, generator).bool()
         reconstruction = self.reconstruct(pixel_values, bool_masked_pos).float()
         height, width = pixel_values.shape[-2:]
-        return patch_mask_to_pixels(bool_masked_pos, self.config.patch_size, height, width), reconstruction
+        return ImagePreview(reconstruction=reconstruction,
+                            hidden=patch_mask_to_pixels(bool_masked_pos, self.config.patch_size, height, width))
 
     def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
                 return_loss: bool = True, **kwargs) -> SimMIMOutput:

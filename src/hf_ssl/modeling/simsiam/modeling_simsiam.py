@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.negative_cosine import negative_cosine_similarity
-from hf_ssl.modeling.joint_embedding import JointEmbeddingModel, per_image
-from hf_ssl.nn.backbone import build_backbone, feature_dim
-from hf_ssl.nn.heads import ProjectionHead
+from ...losses.negative_cosine import negative_cosine_similarity
+from ..joint_embedding import JointEmbeddingModel, per_image
+from ...nn.backbone import build_backbone, feature_dim
+from ...nn.heads import ProjectionHead
 
 from .configuration_simsiam import SimSiamConfig
 

@@ -1,6 +1,6 @@
 """SwAV (Caron et al., NeurIPS 2020)."""
 
-from ..joint_embedding import multi_crop_collator
+from ...data.collators import multi_crop_collator
 from ...registry import Method, Preset
 from .configuration_swav import SwAVConfig
 from .modeling_swav import SwAVForPreTraining, SwAVOutput

@@ -14,10 +14,10 @@ As the reference model's forward does (it groups the crops by size), the backbon
 group (the 2 global crops together, then all local crops together: BatchNorm of a conv backbone normalises
 within each group), and the projection MLP once on all crops (its BatchNorm sees every crop).
 
-Per optimizer step, `momentum_update` (called by `MomentumUpdateCallback`) re-normalises the prototypes to the
-unit sphere (the reference does it before each forward: the same thing, one step earlier), advances the step
-counter that freezes the prototypes during the first `freeze_prototypes_steps` steps, and commits the features
-staged for the optional queue.
+Per optimizer step, `on_optimizer_step` (called by `OptimizerStepCallback`) re-normalises the prototypes to the
+unit sphere (the reference does it before each forward: the same thing, one step earlier) and commits the features
+staged for the optional queue. The position in training that `MethodModel` records after each step freezes the
+prototypes during the first `freeze_prototypes_steps` steps and starts the queue.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from torch import nn
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.swav import sinkhorn_knopp, swav_loss
-from hf_ssl.modeling.joint_embedding import NUM_GLOBAL_CROPS, JointEmbeddingModel, per_image
-from hf_ssl.nn.backbone import build_backbone, feature_dim
-from hf_ssl.nn.heads import ProjectionHead, Prototypes
-from hf_ssl.nn.queue import EmbeddingQueue
+from ...losses.swav import sinkhorn_knopp, swav_loss
+from ..joint_embedding import NUM_GLOBAL_CROPS, JointEmbeddingModel, per_image
+from ...nn.backbone import build_backbone, feature_dim
+from ...nn.heads import ProjectionHead, Prototypes
+from ...nn.queue import EmbeddingQueue
 
 from .configuration_swav import SwAVConfig
 
@@ -74,9 +74,6 @@ class SwAVForPreTraining(JointEmbeddingModel):
             EmbeddingQueue(config.queue_length, config.projection_dim, random_init=False)
             for _ in range(NUM_GLOBAL_CROPS)
         ) if config.queue_length > 0 else None
-        # Optimizer steps taken and the training progress of the next one (buffers: they survive resuming).
-        self.register_buffer("num_optimizer_steps", torch.zeros((), dtype=torch.long))
-        self.register_buffer("progress", torch.zeros(()))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -95,12 +92,9 @@ class SwAVForPreTraining(JointEmbeddingModel):
         return int(self.num_optimizer_steps) < self.config.freeze_prototypes_steps
 
     @torch.no_grad()
-    def momentum_update(self, progress: float) -> None:
-        """The per-optimizer-step side effects (called by `MomentumUpdateCallback` after each step): re-normalise
-        the prototypes, count the step (it ends the freeze of the prototypes), remember the progress of the next
-        step (it starts the queue), and enqueue the features staged by this step's forward passes."""
-        self.num_optimizer_steps += 1
-        self.progress.fill_(progress)
+    def on_optimizer_step(self, step: int, progress: float) -> None:
+        """The per-optimizer-step side effects (called by `OptimizerStepCallback` after each step): re-normalise
+        the prototypes and enqueue the features staged by this step's forward passes."""
         self.prototypes.normalize_()
         if self.queues is not None:
             for queue in self.queues:
@@ -127,7 +121,7 @@ class SwAVForPreTraining(JointEmbeddingModel):
             codes = torch.stack([codes_per_view[i] for i in range(NUM_GLOBAL_CROPS)], dim=1)
             if self.training and self.queues is not None and float(self.progress) >= self.config.queue_start:
                 for i, queue in enumerate(self.queues):
-                    queue.stage(z_per_view[i])  # enqueued by momentum_update, once per optimizer step
+                    queue.stage(z_per_view[i])  # enqueued by on_optimizer_step, once per optimizer step
         return SwAVOutput(
             loss=loss,
             embeddings=per_image(z, num_views),

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.vicreg import vicreg_loss
-from hf_ssl.modeling.joint_embedding import JointEmbeddingModel, per_image
-from hf_ssl.nn.backbone import build_backbone, feature_dim
-from hf_ssl.nn.heads import ProjectionHead
+from ...losses.vicreg import vicreg_loss
+from ..joint_embedding import JointEmbeddingModel, per_image
+from ...nn.backbone import build_backbone, feature_dim
+from ...nn.heads import ProjectionHead
 
 from .configuration_vicreg import VICRegConfig
 
@@ -62,7 +62,6 @@ class VICRegForPreTraining(JointEmbeddingModel):
         self.projector = ProjectionHead.vicreg(
             feature_dim(config.backbone_config), config.projection_hidden_dim, config.projection_dim
         )
-        self.last_loss_terms: dict[str, torch.Tensor] = {}
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, return_loss: bool = True, **kwargs) -> VICRegOutput:

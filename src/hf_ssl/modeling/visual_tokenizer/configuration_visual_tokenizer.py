@@ -14,9 +14,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, AutoImageProcessor, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_ssl.errors import first_line
-from hf_ssl.modeling.image_method import ImageMethodConfig
-from hf_ssl.nn.vector_quantizer import UPDATE_RULES
+from ...errors import first_line
+from ..image_method import ImageMethodConfig
+from ...nn.vector_quantizer import UPDATE_RULES
 
 TARGETS = ("pixels", "teacher")
 

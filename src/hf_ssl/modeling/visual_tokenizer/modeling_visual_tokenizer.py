@@ -8,7 +8,7 @@ BEiT v2's VQ-KD (Peng et al. 2022, Sec. 2.2, Fig. 2), with BEiT v1's pixel targe
 
 The loss is the reconstruction term plus the quantizer's commitment term (and codebook term for
 `codebook_update="loss"`). The EMA codebook update, the k-means initialisation and dead-code restarts run once
-per optimizer step in `momentum_update` (called by `MomentumUpdateCallback`), from statistics the forward passes
+per optimizer step in `on_optimizer_step` (called by `OptimizerStepCallback`), from statistics the forward passes
 of the step staged; the codebook usage (perplexity, share of live codes) is logged with the loss terms.
 
 `tokenize(pixel_values)` gives the (B, num_patches) token ids BEiT predicts. The encoder is what is exported;
@@ -32,12 +32,12 @@ from transformers import initialization as init
 from transformers.models.vit.modeling_vit import ViTLayer
 from transformers.utils import ModelOutput
 
-from hf_ssl.losses.cosine_reconstruction import cosine_reconstruction_loss
-from hf_ssl.losses.masked_reconstruction import masked_reconstruction_loss
-from hf_ssl.modeling.image_method import ImageMethodModel
-from hf_ssl.nn.backbone import build_backbone, feature_dim, load_backbone_weights
-from hf_ssl.nn.patches import patchify
-from hf_ssl.nn.vector_quantizer import VectorQuantizer
+from ...losses.cosine_reconstruction import cosine_reconstruction_loss
+from ...losses.masked_reconstruction import masked_reconstruction_loss
+from ..image_method import ImageMethodModel
+from ...nn.backbone import build_backbone, feature_dim, load_backbone_weights
+from ...nn.patches import patchify
+from ...nn.vector_quantizer import VectorQuantizer
 
 from .configuration_visual_tokenizer import VisualVQConfig
 
@@ -113,7 +113,6 @@ class VisualVQModel(ImageMethodModel):
             else:
                 target_dim = config.patch_size**2 * config.num_channels
             self.decoder = CodeDecoder(config, target_dim)
-        self.last_loss_terms: dict[str, torch.Tensor | float] = {}
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -208,7 +207,7 @@ class VisualVQModel(ImageMethodModel):
                                      quantizer_loss=quantized.loss, reconstruction_loss=reconstruction_loss)
 
     @torch.no_grad()
-    def momentum_update(self, progress: float) -> None:
+    def on_optimizer_step(self, step: int, progress: float) -> None:
         """Once per optimizer step: apply the codebook update staged by the step's forward passes (EMA, k-means
         initialisation, dead-code restarts) and log the codebook usage next to the loss terms."""
         self.last_loss_terms = {**self.last_loss_terms, **self.quantizer.update()}

@@ -11,10 +11,8 @@ Skip-gram: v_c = W[centre], o = a context word. CBOW: v_c = mean (or sum) of W[c
 The examples (pairs, bags, noise words) are drawn by hf-ssl's data pipeline (`hf_ssl.data.word_vocabulary`);
 `forward` scores a batch of them.
 
-This file and the configuration import only torch and transformers, so that the exported folder loads with
-`AutoModel.from_pretrained(folder, trust_remote_code=True)` where hf_ssl is not installed. The objective is
-`hf_ssl.losses.negative_sampling_loss`; the exported copy, which cannot import hf_ssl, carries the same few
-lines (the tests check that both give the same loss).
+The exported folder carries this file and what it imports from hf_ssl (`hub.remote_code`), so it loads with
+`AutoModel.from_pretrained(folder, trust_remote_code=True)` where hf_ssl is not installed.
 """
 
 from __future__ import annotations
@@ -25,35 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ...losses.negative_sampling import negative_sampling_loss
+from ..method_model import MethodModel
 from .configuration_word2vec import Word2VecConfig
 
 WORD2VEC_TEXT_FILE = "vectors.txt"
-
-try:  # inside hf_ssl: the one definition of the objective
-    from hf_ssl.losses.negative_sampling import negative_sampling_loss
-except ImportError:  # the exported copy of this file, loaded by plain transformers: the same computation
-
-    def negative_sampling_loss(input_vectors, target_vectors, negative_vectors, input_mask=None, negative_mask=None,
-                               reduction="sum"):
-        if input_vectors.dim() == 2:
-            input_vectors = input_vectors.unsqueeze(1)
-        outputs = torch.cat([target_vectors.unsqueeze(1), negative_vectors], dim=1)
-        scores = torch.bmm(input_vectors, outputs.transpose(1, 2))
-        positive, negative = F.logsigmoid(scores[..., 0]), F.logsigmoid(-scores[..., 1:])
-        if negative_mask is not None:
-            negative = negative * negative_mask.unsqueeze(1)
-        per_example = -(positive + negative.sum(-1))
-        if input_mask is not None:
-            per_example = per_example * input_mask
-        if reduction == "none":
-            return per_example
-        count = input_mask.sum() if input_mask is not None else per_example.new_tensor(per_example.numel())
-        return per_example.sum() / (count.clamp(min=1) if reduction == "mean" else 1)
 
 
 @dataclass
@@ -68,7 +45,7 @@ class Word2VecOutput(ModelOutput):
     last_hidden_state: torch.Tensor | None = None
 
 
-class Word2VecModel(PreTrainedModel):
+class Word2VecModel(MethodModel):
     """W (`input_embeddings`, the word vectors) and W' (`output_embeddings`). Given only `input_ids` it returns
     their word vectors; given `target_ids` and `negative_ids` too, the negative-sampling loss."""
 
@@ -76,7 +53,6 @@ class Word2VecModel(PreTrainedModel):
     base_model_prefix = "word2vec"
     main_input_name = "input_ids"
     input_modalities = ("text",)
-    accepts_loss_kwargs = False  # the loss is already a sum over the batch's own examples
 
     def __init__(self, config: Word2VecConfig):
         super().__init__(config)
@@ -138,12 +114,9 @@ class Word2VecModel(PreTrainedModel):
         return Word2VecOutput(loss=loss, last_hidden_state=vectors)
 
     # ---- hf-ssl's training loop and export
-    def exported_encoder(self) -> Word2VecModel:
+    def exported_model(self) -> Word2VecModel:
         """The model itself is what is exported: word2vec has no native transformers class."""
         return self
-
-    def load_pretrained_parts(self) -> None:
-        """Nothing is taken from other checkpoints."""
 
     def export_extra_files(self, folder: str | os.PathLike, tokenizer) -> None:
         """hf-ssl's export hook: `vectors.txt` next to the model, for gensim and every other word2vec reader."""

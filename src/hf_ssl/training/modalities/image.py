@@ -54,18 +54,18 @@ class ImageModality(Modality):
     def evaluate(self, model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         return evaluate_image_encoder(
-            model.exported_encoder(), dataset, config.image_size, config.num_channels, config.image_mean,
+            model.exported_model(), dataset, config.image_size, config.num_channels, config.image_mean,
             config.image_std, protocols=protocols, pooling=args.pooling, k=args.knn_k, images=prepared.images,
             model_dir=prepared.export_dir)
 
     def plots(self, model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData, args,
               plots_dir: Path) -> None:
-        encoder = model.exported_encoder()
+        encoder = model.exported_model()
         draw_image_plots(model, config, dataset, prepared, plots_dir, lambda images: extract_features(
             encoder, images, config.image_mean, config.image_std, pooling=args.pooling))
 
     def card_fields(self, model: PreTrainedModel, config, dataset: ImageDataset, args) -> dict[str, Any]:
-        encoder = model.exported_encoder()
+        encoder = model.exported_model()
         token_backbone = is_token_backbone(encoder.config)
         return dict(
             image_size=config.image_size, backbone_description=describe_backbone(encoder),
@@ -84,7 +84,7 @@ RECONSTRUCTION_IMAGES = 8  # columns of the reconstruction grid
 def draw_image_plots(model: PreTrainedModel, config, dataset: ImageDataset, prepared: PreparedData,
                      plots_dir: Path, features_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """The plots of an image model: the 2-D PCA projection of `features_of(test images)` coloured by label (with a
-    labelled test split, the evaluation's condition), and, for models with the `masked_reconstruction` hook (MAE,
+    labelled test split, the evaluation's condition), and, for models with a `preview` (MAE,
     SimMIM), a grid of masked test images (train images when there is no test split) and their reconstructions.
     Only the plotted images are decoded: a seeded subset of at most `PLOT_POINTS`."""
     split = dataset.test_split or dataset.train_split
@@ -98,9 +98,9 @@ def draw_image_plots(model: PreTrainedModel, config, dataset: ImageDataset, prep
         labels = labels_to_tensor(shown, dataset.label_column)
         plot_embedding_projection(features_of(images), labels, dataset.class_names, plots_dir / PROJECTION_PLOT,
                                   max_points=PLOT_POINTS, title=f"{dataset.name} {split} embeddings, PCA")
-    if hasattr(model, "masked_reconstruction"):
-        grid = reconstruction_rows(model, images[:RECONSTRUCTION_IMAGES], config.image_mean, config.image_std)
-        plot_reconstruction_grid(grid, plots_dir / RECONSTRUCTION_PLOT)
+    rows = reconstruction_rows(model, images[:RECONSTRUCTION_IMAGES], config.image_mean, config.image_std)
+    if rows is not None:  # the method has a preview (MAE, SimMIM)
+        plot_reconstruction_grid(rows, plots_dir / RECONSTRUCTION_PLOT)
 
 
 register_modality(ImageModality())

@@ -122,12 +122,12 @@ class ImageTextModality(Modality):
     def evaluate(self, model, config, dataset: ImageDataset, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         return evaluate_image_text_model(
-            model.exported_encoder(), prepared.processor.tokenizer, dataset, config.image_size, config.num_channels,
+            model.exported_model(), prepared.processor.tokenizer, dataset, config.image_size, config.num_channels,
             config.image_mean, config.image_std, protocols, k=args.knn_k, images=prepared.images)
 
     def plots(self, model, config, dataset: ImageDataset, prepared: PreparedData, args, plots_dir: Path) -> None:
         """The image tower's plots: the projection of the (L2-normalised) image embeddings the evaluation uses."""
-        native = model.exported_encoder()
+        native = model.exported_model()
         draw_image_plots(model, config, dataset, prepared, plots_dir,
                          lambda images: image_embeddings(native, images, config.image_mean, config.image_std))
 
@@ -150,7 +150,7 @@ class ImageTextModality(Modality):
                              "pipeline would crash on them: give the text tower more positions")
 
     def card_fields(self, model, config, dataset: ImageDataset, args) -> dict[str, Any]:
-        native = model.exported_encoder()
+        native = model.exported_model()
         return dict(
             image_size=config.image_size, backbone_description=describe_backbone(native),
             vision_description=describe_backbone(native.vision_model),

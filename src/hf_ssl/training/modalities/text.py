@@ -141,7 +141,7 @@ class TextModality(TextCorpusModality):
     def evaluate(self, model, config, dataset: TextCorpus, prepared: PreparedData, args,
                  protocols: list[str]) -> dict[str, dict[str, Any]]:
         applicable = [p for p in protocols if p in supported_protocols(config) and p != "finetune"]
-        results = evaluate_language_model(model.exported_encoder(), prepared.processor, dataset.splits, dataset.name,
+        results = evaluate_language_model(model.exported_model(), prepared.processor, dataset.splits, dataset.name,
                                           config.max_length, applicable)
         if "finetune" in protocols:
             results["finetune"] = finetune_text_classifier(prepared.export_dir, dataset.splits, dataset.name)
@@ -163,7 +163,7 @@ class TextModality(TextCorpusModality):
                              f"{'end-of-text' if config.causal else '[MASK]'} token")
 
     def card_fields(self, model, config, dataset: TextCorpus, args) -> dict[str, Any]:
-        native = model.exported_encoder()
+        native = model.exported_model()
         return dict(
             backbone_description=describe_backbone(native), max_length=config.max_length,
             vocab_size=native.config.vocab_size, causal=config.causal,
