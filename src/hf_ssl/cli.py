@@ -79,7 +79,7 @@ def pretrain(argv: list[str]) -> None:
     parser = HfArgumentParser((PretrainArguments, method_arguments, TrainingArguments), prog="hf-ssl pretrain",
                               description=f"Pretrain with Trainer. Method flags are {method.config_class.__name__} fields.")
     _one_line_errors(parser)
-    from .training.modalities import get_modality
+    from .modalities import get_modality
 
     known.dataset = known.dataset or get_modality(method.modality).default_dataset
     dataset_slug = known.dataset.split(":")[-1].rstrip("/").split("/")[-1] or "data"
@@ -114,11 +114,14 @@ def pretrain(argv: list[str]) -> None:
 
 def evaluate(argv: list[str]) -> None:
     from .evaluation.few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
-    from .evaluation.finetune import FinetuneSettings, finetune_text_classifier, is_text_model
+    from .evaluation.finetune import FinetuneSettings
 
-    parser = _parser("hf-ssl evaluate", "Evaluate an exported encoder on a labelled dataset; prints JSON.")
-    parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any encoder folder)")
-    parser.add_argument("--dataset", default=None, help="default: digits (images), python-docs (text protocols)")
+    parser = _parser("hf-ssl evaluate", "Evaluate an exported model on a labelled dataset; prints JSON. The protocols "
+                     "are those of the folder's modality (recorded by `hf-ssl pretrain`, or read from its config).")
+    parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain` (or any transformers model "
+                        "folder or Hub id: vision encoder, text encoder or LM, CLIP; or a word2vec text file)")
+    parser.add_argument("--dataset", default=None, help="default: digits (images), python-docs (language models; "
+                        "austen for finetune)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
@@ -131,7 +134,9 @@ def evaluate(argv: list[str]) -> None:
                         "word-similarity (Spearman) and analogy (3CosAdd accuracy)")
     parser.add_argument("--k", type=int, default=20, help="kNN neighbours")
     parser.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (<=0: majority vote)")
-    parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
+    parser.add_argument("--pooling", default=None, choices=["auto", "cls", "mean"],
+                        help="features of a ViT-like encoder: the [CLS] token or the mean of the patch tokens (default: "
+                             "what its method trained with, recorded in OUT; else the mean)")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--shots", type=int, default=DEFAULT_SHOTS, help="few-shot: labelled examples per class")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="few-shot: seeded draws averaged")
@@ -146,75 +151,28 @@ def evaluate(argv: list[str]) -> None:
                         "questions-words.txt)")
     args = parser.parse_args(argv)
 
-    from .data.datasets import load_image_dataset
-    from .evaluation.image_protocols import evaluate_image_encoder
-    from .evaluation.image_text import evaluate_image_text_model, load_image_text_model
-    from .nn.backbone import load_encoder
+    from .modalities import DataSpec, EvaluationSpec, modality_of_folder
 
-    model_dir = Path(args.model)
-    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
-    # --- text models (language-model protocols) ---
-    from .evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model_folder
+    import hf_ssl  # noqa: F401  (registers the methods: an OUT/ssl config names their model types)
 
-    if any(p in LANGUAGE_PROTOCOLS for p in protocols):
-        results = evaluate_language_model_folder(model_dir, args.dataset, args.data_dir, args.text_column, protocols)
-        _record_evaluation(model_dir, results)
-        return
-    # --- end of text models ---
-    # --- word vectors (word2vec folders or word2vec text files) ---
-    from .evaluation.word_vectors import WORD_VECTOR_PROTOCOLS, evaluate_word_vectors, load_word_vectors, protocol_files
-
-    if any(p in WORD_VECTOR_PROTOCOLS for p in protocols):
-        protocol_files(protocols, args.pairs, args.questions)  # a missing file is an error before the model loads
-        vectors, words = load_word_vectors(args.model)
-        _record_evaluation(model_dir, evaluate_word_vectors(vectors, words, protocols, args.pairs, args.questions))
-        return
-    # --- end of word vectors ---
-    # --- fine-tuning (image and text encoders) ---
-    finetune_settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate,
-                                         batch_size=args.finetune_batch_size)
-    if "finetune" in protocols and is_text_model(model_dir):
-        from .data.text import load_text_corpus, text_corpus_name
-
-        if protocols != ["finetune"]:
-            raise HfSslError(f"a text encoder is evaluated with finetune alone (got {', '.join(protocols)})")
-        if args.label_column not in (None, "label"):
-            raise HfSslError("text datasets are read with their labels in a 'label' column; --label_column does not "
-                             "apply")
-        spec = args.dataset or "austen"  # the built-in labelled text task: which novel a paragraph is from
-        corpus = load_text_corpus(spec, args.data_dir, args.text_column)
-        _record_evaluation(model_dir, {"finetune": finetune_text_classifier(model_dir, corpus, text_corpus_name(spec),
-                                                                            finetune_settings)})
-        return
-    # --- end of fine-tuning ---
-    dataset = load_image_dataset(args.dataset or "digits", args.data_dir, args.image_column, args.label_column,
-                                 args.text_column)
-    image_text = load_image_text_model(model_dir)  # None for an image encoder
-    if image_text is not None:
-        model, processor = image_text
-        image_processor = processor.image_processor
-        results = evaluate_image_text_model(
-            model, processor.tokenizer, dataset, image_processor.crop_size["height"],
-            model.config.vision_config.num_channels, image_processor.image_mean, image_processor.image_std,
-            protocols, k=args.k, shots=args.shots, episodes=args.episodes)
-    else:
-        from .evaluation.image_protocols import check_image_protocols
-
-        check_image_protocols(protocols)  # before the encoder loads
-        encoder, processor = load_encoder(model_dir)
-        size = processor.size.get("height") or processor.size.get("shortest_edge")
-        results = evaluate_image_encoder(
-            encoder, dataset, size, encoder.config.num_channels, processor.image_mean, processor.image_std,
-            protocols=protocols, pooling=args.pooling, k=args.k,
-            temperature=args.temperature if args.temperature > 0 else None, batch_size=args.batch_size,
-            shots=args.shots, episodes=args.episodes, model_dir=model_dir, finetune_settings=finetune_settings)
-    _record_evaluation(model_dir, results)
+    spec = EvaluationSpec(
+        protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()),
+        data=DataSpec(args.dataset, args.data_dir, args.image_column, args.label_column, args.text_column),
+        k=args.k, temperature=args.temperature if args.temperature > 0 else None, pooling=args.pooling,
+        batch_size=args.batch_size, shots=args.shots, episodes=args.episodes,
+        finetune=FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate,
+                                  batch_size=args.finetune_batch_size),
+        pairs=args.pairs, questions=args.questions)
+    modality = modality_of_folder(args.model)
+    modality.check_protocols(spec.protocols)  # before the model or the data load
+    _record_evaluation(Path(args.model), modality.evaluate(args.model, spec))
 
 
 def _record_evaluation(model_dir: Path, results: dict) -> None:
     """Print the results as JSON; in a writable model folder, merge them into eval_results.json and the card."""
     from .hub.card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
-    from .hub.export import SSL_SUBDIR, write_json_atomic
+    from .hub.export import write_json_atomic
+    from .modeling.method_model import SSL_SUBDIR
 
     print(json.dumps(results, indent=2))
     if model_dir.is_dir() and os.access(model_dir, os.W_OK):

@@ -31,7 +31,7 @@ from ..errors import HfSslError, first_line
 
 __all__ = [
     "FinetuneSettings", "finetune_classifier", "finetune_image_classifier", "finetune_text_classifier",
-    "ImageClassificationCollator", "is_text_model",
+    "ImageClassificationCollator",
 ]
 
 
@@ -218,18 +218,6 @@ def finetune_text_classifier(
                                  tokenizer)
     return _entry(dataset_name, "test", result["accuracy"], settings, False, steps=result["steps"],
                   train_loss=result["train_loss"], max_length=max_length)
-
-
-def is_text_model(model_dir: str | os.PathLike) -> bool:
-    """True when the folder (or Hub id) holds a text-only model: its config has a vocabulary and no image input."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as e:
-        raise HfSslError(f"cannot load a model from {model_dir}: {first_line(e)}") from None
-    image_model = hasattr(config, "num_channels") or getattr(config, "vision_config", None) is not None
-    return not image_model and hasattr(config, "vocab_size")
 
 
 def _num_labels(class_names: Sequence[str] | None, labels: Sequence[torch.Tensor]) -> int:

@@ -62,16 +62,9 @@ def zero_shot_weights(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 
 
 def load_image_text_model(folder: str | os.PathLike):
-    """(model, processor) of an exported image-text folder as plain transformers loads them, or None when the folder
-    holds another kind of model (an image encoder)."""
-    from transformers import AutoConfig, AutoModel, AutoProcessor
+    """(model, processor) of an exported image-text folder as plain transformers loads them."""
+    from transformers import AutoModel, AutoProcessor
 
-    try:
-        config = AutoConfig.from_pretrained(folder)
-    except (OSError, ValueError) as e:
-        raise HfSslError(f"cannot load a model from {folder}: {first_line(e)}") from None
-    if getattr(config, "vision_config", None) is None or getattr(config, "text_config", None) is None:
-        return None
     try:
         return AutoModel.from_pretrained(folder, use_safetensors=True), AutoProcessor.from_pretrained(folder)
     except (OSError, ValueError) as e:
@@ -119,6 +112,9 @@ def captions_of(dataset: ImageDataset, split: str) -> tuple[list[str], torch.Ten
             texts.append(caption)
             owners.append(index)
     return texts, torch.tensor(owners)
+
+
+IMAGE_TEXT_PROTOCOLS = ("zero-shot", "retrieval", "knn", "linear", "few-shot")
 
 
 def applicable_protocols(dataset: ImageDataset) -> dict[str, str | None]:

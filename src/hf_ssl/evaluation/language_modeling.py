@@ -136,23 +136,6 @@ def evaluate_language_model(model: PreTrainedModel, tokenizer: PreTrainedTokeniz
     return results
 
 
-def evaluate_language_model_folder(model_dir: str, dataset: str | None, data_dir: str | None,
-                                   text_column: str | None, protocols: list[str]) -> dict[str, dict[str, Any]]:
-    """`hf-ssl evaluate` on an exported language model (or any masked/causal LM folder or Hub id with a fast
-    tokenizer): fill-mask loads it as `AutoModelForMaskedLM`, perplexity as `AutoModelForCausalLM`. Blocks are as long
-    as the tokenizer's `model_max_length` (hf-ssl saves the training length there), at most the model's positions."""
-    from ..data.text import load_text_corpus, text_corpus_name
-
-    unknown = [p for p in protocols if p not in LANGUAGE_PROTOCOLS]
-    kinds = {LANGUAGE_PROTOCOLS[p] for p in protocols if p in LANGUAGE_PROTOCOLS}
-    if unknown or len(kinds) != 1:
-        raise HfSslError(f"language-model protocols are {' or '.join(LANGUAGE_PROTOCOLS)}, one at a time "
-                         f"(got {', '.join(protocols)})")
-    model, tokenizer, max_length = load_language_model(model_dir, causal=kinds.pop())
-    corpus = load_text_corpus(dataset, data_dir, text_column)
-    return evaluate_language_model(model, tokenizer, corpus, text_corpus_name(dataset), max_length, protocols)
-
-
 def load_language_model(model_dir: str, causal: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, int]:
     """A masked (`AutoModelForMaskedLM`) or causal (`AutoModelForCausalLM`) LM folder or Hub id with its fast tokenizer,
     and the block length to evaluate it at: the tokenizer's `model_max_length` (hf-ssl saves the training length

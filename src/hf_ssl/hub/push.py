@@ -88,7 +88,8 @@ def _name_repo_in_card(folder: Path, repo_id: str) -> None:
     """Re-render the card so that its loading code names `repo_id` instead of the ORG/NAME placeholder (only for
     folders with hf-ssl's training record; the folder then says what the Hub will hold)."""
     from .card import EVAL_RESULTS_FILE, RUN_INFO_FILE, read_json, write_model_card
-    from .export import SSL_SUBDIR, write_json_atomic
+    from ..modeling.method_model import SSL_SUBDIR
+    from .export import write_json_atomic
 
     run_info = read_json(folder / SSL_SUBDIR / RUN_INFO_FILE)
     if run_info and run_info.get("repo_id") != repo_id:

@@ -87,6 +87,9 @@ class JointEmbeddingModel(ImageMethodModel):
     `last_embeddings` (a detached (N, D) tensor a forward stores) feeds `CollapseMonitorCallback`.
     """
 
+    # The papers' ViT runs (MoCo v3, DINO) put the heads on the [CLS] token.
+    feature_pooling = "cls"
+
     def _init_weights(self, module: nn.Module) -> None:
         # Only the heads are this class's own; the backbone is initialised by its own class.
         if isinstance(module, nn.Linear):
@@ -140,10 +143,11 @@ class JointEmbeddingModel(ImageMethodModel):
         self.reset_momentum_encoders()
 
     def encode(self, pixel_values: torch.Tensor, backbone: nn.Module | None = None) -> torch.Tensor:
-        """(N, C, H, W) -> (N, D) representations: the [CLS] token for token backbones, the pooler otherwise.
+        """(N, C, H, W) -> (N, D) representations, pooled by `feature_pooling` for token backbones, the backbone's
+        own pooler otherwise.
         `backbone` defaults to the online one; pass a momentum copy (MoCo's key encoder, a teacher) to use it.
         Any input size works (multi-crop's local crops): ViTs interpolate their position embeddings."""
-        return pooled_features(self.backbone if backbone is None else backbone, pixel_values, "cls")
+        return pooled_features(self.backbone if backbone is None else backbone, pixel_values, self.feature_pooling)
 
     def stack_views(self, pixel_values: torch.Tensor, num_views: int | None = None) -> torch.Tensor:
         """(B, V, C, H, W) -> (V * B, C, H, W), view-major: all first views, then all second views, ..., so that

@@ -15,6 +15,9 @@ callbacks, the export, the plots and the evaluation know nothing else about a me
 - **the optimiser**: `no_weight_decay()` names parameters kept out of weight decay (a learned temperature).
 - **the card's plot**: `preview(pixel_values, generator)` shows what the model makes of a few images (MAE's and
   SimMIM's reconstructions); None for methods without one.
+- **features**: `feature_pooling` says how one vector is read from a token backbone's output (ViT): the mean of the
+  patch tokens or the [CLS] token. The method trains with it; OUT records it, and the evaluation, the plots and the
+  card's loading code use it, so a representation is judged as it was learned.
 
 A method with nothing to do at one of these points implements nothing there. This file imports only torch and
 transformers: it is part of the code `OUT/ssl` carries (`hub.remote_code`).
@@ -55,6 +58,9 @@ class MethodModel(PreTrainedModel):
 
     # Trainer must not pass num_items_in_batch: every method's loss is already a mean (or sum) over its own units.
     accepts_loss_kwargs = False
+    # "mean" (of the patch tokens) or "cls": see the module docstring. Masked image models train every patch token
+    # and none of them the [CLS] token; joint-embedding methods set their own.
+    feature_pooling: str = "mean"
 
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)

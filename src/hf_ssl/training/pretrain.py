@@ -25,11 +25,12 @@ from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import export_pretrained, portable_value, write_json_atomic
 from ..hub.plots import LOSS_PLOT, plot_loss_curve, write_plots
 from ..hub.push import push_folder, validate_repo_id
+from ..modalities import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, get_modality
 from ..modeling.image_method import method_config_fields
+from ..modeling.method_model import MethodModel
 from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
 from .callbacks import CollapseMonitorCallback, LossTermsCallback, OptimizerStepCallback, unwrap_model
-from .modalities import Modality, get_modality
 
 CHECKPOINTS_SUBDIR = "checkpoints"
 
@@ -59,7 +60,9 @@ class PretrainArguments:
         "help": "comma-separated protocols run on the test split after training (image encoders: knn, linear, few-shot, finetune; "
                 "CLIP: zero-shot, retrieval, knn, linear), 'auto' (the method's usual ones) or 'none'"})
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN evaluation"})
-    pooling: str = field(default="auto", metadata={"help": "feature pooling for evaluation: auto | cls | mean"})
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(self.dataset, self.data_dir, self.image_column, self.label_column, self.text_column)
 
 
 def build_config(method: Method, args: PretrainArguments, overrides: dict[str, Any]) -> tuple[PretrainedConfig, str | None]:
@@ -113,19 +116,19 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         raise HfSslError(f"--output_dir {out_dir} is a file, not a folder")
     hub = _hub_destination(training_args)  # checked now, not after hours of training
     modality = get_modality(method.modality)
-    requested = _requested_protocols(args.eval_protocols, modality)
+    requested = _requested_protocols(args.eval_protocols)
     config, checkpoint = build_config(method, args, overrides)
-    if args.dataset is None:
-        args.dataset = modality.default_dataset
-    dataset = modality.load_dataset(args)
-    protocols = modality.resolve_protocols(requested, dataset)
+    data = args.data_spec()
+    dataset = modality.load_dataset(data)
+    protocols = modality.resolve_protocols(requested, dataset, config)
     if requested is None and not protocols:
         print(f"Not evaluated after training: no {modality.name} protocol applies to {dataset.name} (a labelled test "
               "split, or the protocol's reference files, are missing).")
 
     checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
+    start = StartingPoint(tokenizer=args.tokenizer, checkpoint=checkpoint)
     with training_args.main_process_first(desc="preparing the training data"):
-        prepared = modality.prepare(config, dataset, args, str(checkpoints_dir))
+        prepared = modality.prepare(config, dataset, start, str(checkpoints_dir))
     model = method.model_class(config)
     model.load_pretrained_parts()
     if checkpoint is not None:
@@ -135,32 +138,35 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False,
                                         push_to_hub=False)
-    # Per-step side effects (EMA teachers, schedules, queues) live in model hooks the callbacks call once per
-    # optimizer step; models without the hooks (MAE) are left alone.
+    # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
+    # this callback calls once per optimizer step (a no-op for most methods).
     trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
-                      data_collator=method.make_collator(config), callbacks=[OptimizerStepCallback()])
+                         data_collator=method.make_collator(config), callbacks=[OptimizerStepCallback()])
     # first, so that reporting integrations see the logged embedding_std and loss terms
     trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback()]
     last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
     if last_checkpoint and trainer.is_world_process_zero():
         print(f"Resuming from {last_checkpoint}")
-    start = time.time()
+    start_time = time.time()
     trainer.train(resume_from_checkpoint=last_checkpoint)
-    train_minutes = (time.time() - start) / 60
+    train_minutes = (time.time() - start_time) / 60
     if not trainer.is_world_process_zero():
         return {}
 
+    trained: MethodModel = trainer.model
     run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
-                         train_minutes, command, checkpoint, out_dir)
+                         train_minutes, command, start, out_dir)
     if hub is not None:
         run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
-    export_pretrained(trainer.model, method, out_dir, run_info, prepared.processor)
+    export_pretrained(trained, method, out_dir, run_info, prepared.processor)
     modality.verify_export(out_dir, config, dataset)
-    prepared.export_dir = out_dir  # evaluation may load the export as users do (finetune)
-    results = modality.evaluate(trainer.model, config, dataset, prepared, args, protocols) if protocols else {}
+    # The export is evaluated as users load it, by the same code as `hf-ssl evaluate OUT`; the splits already
+    # decoded for training are reused.
+    spec = EvaluationSpec(protocols=tuple(protocols), data=data, k=args.knn_k)
+    results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if protocols else {}
     if results:
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
-    write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, args, plots_dir))
+    write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, plots_dir))
     write_model_card(out_dir, run_info, results)  # links the plots now in OUT/plots
     if hub is not None:
         try:
@@ -182,11 +188,11 @@ class SSLTrainer(Trainer):
         return [name for name in names if name not in excluded]
 
 
-def _draw_plots(trainer: Trainer, modality: Modality, config: PretrainedConfig, dataset: Any, prepared: Any,
-                args: PretrainArguments, plots_dir: Path) -> None:
+def _draw_plots(trainer: Trainer, modality: Modality, config: PretrainedConfig, dataset: Any,
+                prepared: PreparedData, plots_dir: Path) -> None:
     """Every method's loss curve, then the modality's own plots (embeddings, reconstructions)."""
     plot_loss_curve(trainer.state.log_history, plots_dir / LOSS_PLOT)
-    modality.plots(trainer.model, config, dataset, prepared, args, plots_dir)
+    modality.plots(trainer.model, config, dataset, prepared, plots_dir)
 
 
 def _hub_destination(training_args: TrainingArguments) -> dict[str, Any] | None:
@@ -199,31 +205,27 @@ def _hub_destination(training_args: TrainingArguments) -> dict[str, Any] | None:
                 revision=training_args.hub_revision, token=training_args.hub_token)
 
 
-def _requested_protocols(spec: str, modality: Modality) -> list[str] | None:
-    """`--eval_protocols` as a list (None: 'auto'), each checked to exist for the modality."""
+def _requested_protocols(spec: str) -> list[str] | None:
+    """`--eval_protocols` as a list (None: 'auto'); the modality checks the names (`Modality.resolve_protocols`)."""
     if spec == "auto":
         return None
-    protocols = [] if spec == "none" else [p.strip() for p in spec.split(",") if p.strip()]
-    unknown = [p for p in protocols if p not in modality.protocols]
-    if unknown:
-        raise HfSslError(f"unknown evaluation protocol '{unknown[0]}' for {modality.name} models "
-                         f"(available: {', '.join(modality.protocols)}, or none)")
-    return protocols
+    return [] if spec == "none" else [p.strip() for p in spec.split(",") if p.strip()]
 
 
-def _run_info(method, modality, args, config, dataset, trainer, num_examples, train_minutes, command, checkpoint,
-              out_dir) -> dict[str, Any]:
+def _run_info(method, modality, args, config, dataset, trainer, num_examples, train_minutes, command,
+              start: StartingPoint, out_dir) -> dict[str, Any]:
     targs = trainer.args
     world = targs.world_size
     effective_batch = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * world
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})")
-    encoder = trainer.model.exported_model()
+    model: MethodModel = trainer.model
+    encoder = model.exported_model()
     own_fields = [f for f in method_config_fields(method.config_class) if f not in ("image_mean", "image_std", "initializer_range")]
     return dict(
         method=method.name, method_name=method.display_name, method_summary=method.summary, paper=method.paper,
         method_limitations=method.limitations, tags=list(method.tags), preset=args.preset or method.default_preset,
-        modality=modality.name, card_template=modality.card_template,
+        modality=modality.name, card_template=modality.card_template, pooling=model.feature_pooling,
         **modality.card_tags(config),
         dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split,
         num_train_images=num_examples, model_name=out_dir.resolve().name,
@@ -235,8 +237,8 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
         hyperparameters=", ".join(f"{name}={portable_value(getattr(config, name))}" for name in own_fields),
         hardware=f"{world} x {device}" + (", bf16" if targs.bf16 else ""), train_minutes=train_minutes,
         final_loss=losses[-1] if losses else None, command=command,
-        base_model=checkpoint if checkpoint and not os.path.exists(checkpoint) else None,
-        **modality.card_fields(trainer.model, config, dataset, args),
+        base_model=start.checkpoint if start.checkpoint and not os.path.exists(start.checkpoint) else None,
+        **modality.card_fields(model, config, dataset, start),
     )
 
 

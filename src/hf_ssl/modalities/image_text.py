@@ -5,21 +5,23 @@ embeddings under kNN / linear probe."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import CLIPImageProcessor, CLIPProcessor, PreTrainedTokenizerBase, VisionTextDualEncoderProcessor
 
-from ...data.captions import EVAL_TEMPLATES, TRAIN_TEMPLATES, prompt_name, template_captions
-from ...data.collators import ImageCaptionDataset
-from ...data.datasets import ImageDataset, load_image_dataset
-from ...data.images import images_to_tensor
-from ...data.tokenizers import load_tokenizer, train_clip_bpe, trained_or_cached_tokenizer
-from ...errors import HfSslError
-from ...evaluation.image_text import applicable_protocols, evaluate_image_text_model, image_embeddings
-from ...nn.backbone import describe_backbone, is_checkpoint_spec
-from . import Modality, PreparedData, register_modality
+from ..data.captions import EVAL_TEMPLATES, TRAIN_TEMPLATES, prompt_name, template_captions
+from ..data.collators import ImageCaptionDataset
+from ..data.datasets import ImageDataset, load_image_dataset
+from ..data.images import images_to_tensor
+from ..data.tokenizers import load_tokenizer, train_clip_bpe, trained_or_cached_tokenizer
+from ..errors import HfSslError
+from ..evaluation.image_text import (IMAGE_TEXT_PROTOCOLS, applicable_protocols, evaluate_image_text_model,
+                                     image_embeddings, load_image_text_model)
+from ..nn.backbone import describe_backbone, is_checkpoint_spec
+from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, register_modality
 from .image import draw_image_plots
 
 
@@ -28,30 +30,35 @@ PIPELINE_TEMPLATE = "This is a photo of {}."  # the zero-shot pipeline's default
 
 class ImageTextModality(Modality):
     name = "image-text"
-    protocols = ("zero-shot", "retrieval", "knn", "linear", "few-shot")
+    model_description = "an image-text model"
+    protocols = IMAGE_TEXT_PROTOCOLS
     default_protocols = ("zero-shot", "retrieval", "knn")
     card_template = "image_text.md.j2"
     pipeline_tag = "zero-shot-image-classification"
     task_type = "zero-shot-image-classification"
 
-    def load_dataset(self, args) -> ImageDataset:
-        dataset = load_image_dataset(args.dataset, args.data_dir, args.image_column, args.label_column,
-                                     args.text_column)
+    def load_dataset(self, data: DataSpec) -> ImageDataset:
+        dataset = load_image_dataset(data.dataset or self.default_dataset, data.data_dir, data.image_column,
+                                     data.label_column, data.text_column)
         if dataset.text_column is None and not dataset.class_names:
             raise HfSslError(f"dataset {dataset.name} has neither captions (a text/caption column; name it with "
                              "--text_column) nor class names to build captions from")
         return dataset
 
-    def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset) -> list[str]:
+    def recognizes(self, config) -> bool:
+        return getattr(config, "vision_config", None) is not None and getattr(config, "text_config", None) is not None
+
+    def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset, config) -> list[str]:
         reasons = applicable_protocols(dataset)
         if requested is None:
             return [p for p in self.default_protocols if reasons[p] is None]
+        self.check_protocols(requested, config)
         for protocol in requested:
             if reasons.get(protocol):
                 raise HfSslError(f"cannot evaluate {protocol}: {reasons[protocol]}")
         return requested
 
-    def prepare(self, config, dataset: ImageDataset, args, work_dir: str) -> PreparedData:
+    def prepare(self, config, dataset: ImageDataset, start: StartingPoint, work_dir: str) -> PreparedData:
         train = dataset.splits[dataset.train_split]
         if dataset.text_column is not None:
             captions = [[c] if isinstance(c, str) else list(c) for c in train[dataset.text_column]]
@@ -61,7 +68,7 @@ class ImageTextModality(Modality):
             per_class = template_captions(dataset.class_names, TRAIN_TEMPLATES)
             captions = [per_class[label] for label in train[dataset.label_column]]
         unique = sorted({c for options in captions for c in options})
-        tokenizer = self._tokenizer(config, args, work_dir, unique)
+        tokenizer = self._tokenizer(config, start, work_dir, unique)
         self._fit_text_config(config, tokenizer)
         self._check_prompt_lengths(config, tokenizer, dataset)
         max_length = config.text_config.max_position_embeddings
@@ -77,13 +84,14 @@ class ImageTextModality(Modality):
             images={dataset.train_split: images},
         )
 
-    def _tokenizer(self, config, args, work_dir: str, captions: list[str]) -> PreTrainedTokenizerBase:
+    def _tokenizer(self, config, start: StartingPoint, work_dir: str, captions: list[str]) -> PreTrainedTokenizerBase:
         """Given (--tokenizer), the chosen text tower's or continued checkpoint's own, or trained on the captions."""
-        if args.tokenizer:
-            return load_tokenizer(args.tokenizer)
-        for checkpoint in (config.text_backbone, args.backbone):
-            if checkpoint and is_checkpoint_spec(checkpoint):
-                return load_tokenizer(checkpoint)
+        if start.tokenizer:
+            return load_tokenizer(start.tokenizer)
+        if config.text_backbone and is_checkpoint_spec(config.text_backbone):
+            return load_tokenizer(config.text_backbone)
+        if start.checkpoint:
+            return load_tokenizer(start.checkpoint)
         tokenizer, trained = trained_or_cached_tokenizer(
             work_dir, lambda: train_clip_bpe(captions, config.tokenizer_vocab_size))
         if trained:
@@ -119,13 +127,17 @@ class ImageTextModality(Modality):
         processor_class = CLIPProcessor if config.backbone_config.model_type == "clip" else VisionTextDualEncoderProcessor
         return processor_class(image_processor=image_processor, tokenizer=tokenizer)
 
-    def evaluate(self, model, config, dataset: ImageDataset, prepared: PreparedData, args,
-                 protocols: list[str]) -> dict[str, dict[str, Any]]:
+    def evaluate(self, model_dir: str | os.PathLike, spec: EvaluationSpec, dataset: ImageDataset | None = None,
+                 images: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, Any]]:
+        dataset = dataset or self.load_dataset(spec.data)
+        model, processor = load_image_text_model(model_dir)
+        image_processor = processor.image_processor
         return evaluate_image_text_model(
-            model.exported_model(), prepared.processor.tokenizer, dataset, config.image_size, config.num_channels,
-            config.image_mean, config.image_std, protocols, k=args.knn_k, images=prepared.images)
+            model, processor.tokenizer, dataset, image_processor.crop_size["height"],
+            model.config.vision_config.num_channels, image_processor.image_mean, image_processor.image_std,
+            spec.protocols, k=spec.k, images=images, shots=spec.shots, episodes=spec.episodes)
 
-    def plots(self, model, config, dataset: ImageDataset, prepared: PreparedData, args, plots_dir: Path) -> None:
+    def plots(self, model, config, dataset: ImageDataset, prepared: PreparedData, plots_dir: Path) -> None:
         """The image tower's plots: the projection of the (L2-normalised) image embeddings the evaluation uses."""
         native = model.exported_model()
         draw_image_plots(model, config, dataset, prepared, plots_dir,
@@ -149,7 +161,7 @@ class ImageTextModality(Modality):
                              f"{config.text_config.max_position_embeddings} positions (max_position_embeddings); "
                              "pipeline would crash on them: give the text tower more positions")
 
-    def card_fields(self, model, config, dataset: ImageDataset, args) -> dict[str, Any]:
+    def card_fields(self, model, config, dataset: ImageDataset, start: StartingPoint) -> dict[str, Any]:
         native = model.exported_model()
         return dict(
             image_size=config.image_size, backbone_description=describe_backbone(native),

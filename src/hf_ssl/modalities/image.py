@@ -1,0 +1,127 @@
+"""Images: the modality of the image SSL methods (MAE, SimCLR, DINO, ...). Trains on the pixels of a labelled or
+unlabelled image dataset, exports an image processor, evaluates an exported encoder's frozen features (kNN, linear
+probe, few-shot, pooled as the method was trained: `pooling_of`) and, on request, the encoder fine-tuned end to end."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from transformers import PretrainedConfig
+
+from ..data.collators import UInt8ImageDataset
+from ..data.datasets import ImageDataset, load_image_dataset
+from ..data.images import images_to_tensor, labels_to_tensor
+from ..evaluation.features import extract_features
+from ..evaluation.image_protocols import FROZEN_PROTOCOLS, evaluate_image_encoder
+from ..errors import HfSslError
+from ..hub.export import image_processor_for
+from ..hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_projection, plot_reconstruction_grid,
+                         reconstruction_rows, subsample)
+from ..modeling.method_model import MethodModel
+from ..nn.backbone import describe_backbone, is_token_backbone, load_encoder
+from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, read_run_info, register_modality
+
+
+def pooling_of(model_dir: str | os.PathLike, requested: str | None = None) -> str:
+    """How to read one feature vector from an exported token backbone (ViT): `requested` (`--pooling`), else the
+    pooling its method trained with (recorded in OUT), else "auto" (the mean of the patch tokens)."""
+    return requested or read_run_info(model_dir).get("pooling") or "auto"
+
+
+class ImageModality(Modality):
+    name = "image"
+    model_description = "an image encoder"
+    protocols = (*FROZEN_PROTOCOLS, "finetune")
+    default_protocols = ("knn", "linear")  # few-shot repeats probes, finetune trains: both on request only
+    pipeline_tag = "image-feature-extraction"
+
+    def load_dataset(self, data: DataSpec) -> ImageDataset:
+        return load_image_dataset(data.dataset or self.default_dataset, data.data_dir, data.image_column,
+                                  data.label_column)
+
+    def recognizes(self, config: PretrainedConfig) -> bool:
+        return hasattr(config, "num_channels")
+
+    def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset, config) -> list[str]:
+        labelled = dataset.label_column is not None and dataset.test_split is not None
+        if requested is None:
+            return list(self.default_protocols) if labelled else []
+        self.check_protocols(requested, config)
+        if requested and not labelled:
+            raise HfSslError(f"cannot evaluate {', '.join(requested)}: {dataset.name} has no labelled test split "
+                             f"(labels: {dataset.label_column}, splits: {', '.join(dataset.splits)}); "
+                             "use --eval_protocols none")
+        return requested
+
+    def prepare(self, config: PretrainedConfig, dataset: ImageDataset, start: StartingPoint,
+                work_dir: str) -> PreparedData:
+        images = images_to_tensor(dataset.splits[dataset.train_split], dataset.image_column, config.image_size,
+                                  config.num_channels, min_size=config.patch_size)
+        return PreparedData(
+            train_dataset=UInt8ImageDataset(images),
+            processor=image_processor_for(config.image_size, config.image_mean, config.image_std),
+            images={dataset.train_split: images},
+        )
+
+    def evaluate(self, model_dir: str | os.PathLike, spec: EvaluationSpec, dataset: ImageDataset | None = None,
+                 images: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, Any]]:
+        dataset = dataset or self.load_dataset(spec.data)
+        encoder, processor = load_encoder(model_dir)
+        return evaluate_image_encoder(
+            encoder, dataset, processor.size.get("height") or processor.size.get("shortest_edge"),
+            encoder.config.num_channels, processor.image_mean, processor.image_std, protocols=spec.protocols,
+            pooling=pooling_of(model_dir, spec.pooling), k=spec.k, temperature=spec.temperature,
+            batch_size=spec.batch_size, images=images, shots=spec.shots, episodes=spec.episodes, model_dir=model_dir,
+            finetune_settings=spec.finetune)
+
+    def plots(self, model: MethodModel, config, dataset: ImageDataset, prepared: PreparedData,
+              plots_dir: Path) -> None:
+        encoder = model.exported_model()
+        draw_image_plots(model, config, dataset, prepared, plots_dir, lambda images: extract_features(
+            encoder, images, config.image_mean, config.image_std, pooling=model.feature_pooling))
+
+    def card_fields(self, model: MethodModel, config, dataset: ImageDataset, start: StartingPoint) -> dict[str, Any]:
+        encoder = model.exported_model()
+        token_backbone = is_token_backbone(encoder.config)
+        cls_pooling = model.feature_pooling == "cls"
+        return dict(
+            image_size=config.image_size, backbone_description=describe_backbone(encoder),
+            feature_snippet=("[:, 0]  # the [CLS] token, as evaluated above" if cls_pooling else
+                             "[:, 1:].mean(1)  # the features evaluated above") if token_backbone else "",
+            usage_note=("`AutoModel` adds a randomly initialised `pooler` to ViT (the warning about it is expected): "
+                        "use `last_hidden_state`, not `pooler_output`.") if token_backbone else "",
+            pooling_description=("the [CLS] token" if cls_pooling else "mean of the patch tokens")
+            if token_backbone else "global average pooling",
+        )
+
+
+PLOT_POINTS = 2000  # test images in the embedding projection (a seeded random subset of larger test splits)
+RECONSTRUCTION_IMAGES = 8  # columns of the reconstruction grid
+
+
+def draw_image_plots(model: MethodModel, config, dataset: ImageDataset, prepared: PreparedData,
+                     plots_dir: Path, features_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """The plots of an image model: the 2-D PCA projection of `features_of(test images)` coloured by label (with a
+    labelled test split, the evaluation's condition), and, for models with a `preview` (MAE,
+    SimMIM), a grid of masked test images (train images when there is no test split) and their reconstructions.
+    Only the plotted images are decoded: a seeded subset of at most `PLOT_POINTS`."""
+    split = dataset.test_split or dataset.train_split
+    data = dataset.splits[split]
+    rows = subsample(len(data), PLOT_POINTS, seed=0)
+    shown = data.select(rows.tolist())
+    cached = prepared.images.get(split)
+    images = cached[rows] if cached is not None else images_to_tensor(
+        shown, dataset.image_column, config.image_size, config.num_channels)
+    if dataset.test_split is not None and dataset.label_column is not None:
+        labels = labels_to_tensor(shown, dataset.label_column)
+        plot_embedding_projection(features_of(images), labels, dataset.class_names, plots_dir / PROJECTION_PLOT,
+                                  max_points=PLOT_POINTS, title=f"{dataset.name} {split} embeddings, PCA")
+    rows = reconstruction_rows(model, images[:RECONSTRUCTION_IMAGES], config.image_mean, config.image_std)
+    if rows is not None:  # the method has a preview (MAE, SimMIM)
+        plot_reconstruction_grid(rows, plots_dir / RECONSTRUCTION_PLOT)
+
+
+register_modality(ImageModality())
