@@ -44,6 +44,9 @@ class Method:
     limitations: str = ""              # method-specific caveats for model cards
     auto_classes: tuple[str, ...] = ("AutoModel", "AutoModelForPreTraining")
     tags: tuple[str, ...] = ()
+    # `hf-ssl pretrain` flags whose value is the output folder of another method's run, flag -> that method
+    # (BEiT: {"tokenizer": "visual_tokenizer"}); the contract test trains those first.
+    prerequisites: dict[str, str] = field(default_factory=dict)
 
 
 METHODS: dict[str, Method] = {}

@@ -53,6 +53,7 @@ METHOD = Method(
         "masked-image-modelling encoders, its frozen features are weaker under kNN and linear probing than "
         "contrastive ones. The encoder is a plain ViT (without the paper's layer scale and relative position bias)."
     ),
+    prerequisites={"tokenizer": "visual_tokenizer"},
 )
 
 __all__ = ["BEiTConfig", "BEiTForPreTraining", "BEiTOutput", "METHOD"]
