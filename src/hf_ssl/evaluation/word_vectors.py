@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import HfSslError, first_line
+from ..modeling.word2vec.configuration_word2vec import Word2VecConfig
 
 WORD_VECTOR_PROTOCOLS = ("word-similarity", "analogy")
 ANALOGY_RESTRICT_VOCAB = 30_000  # gensim's evaluate_word_analogies default
@@ -208,7 +209,7 @@ def load_word_vectors(model: str) -> tuple[np.ndarray, list[str]]:
         tokenizer = AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as e:
         raise HfSslError(f"cannot load word vectors from {model}: {first_line(e)}") from None
-    if not hasattr(loaded, "word_vectors"):
+    if loaded.config.model_type != Word2VecConfig.model_type:
         raise HfSslError(f"{model} is a {type(loaded).__name__}, not a word2vec model")
     vectors = loaded.word_vectors().detach().float().numpy()
     words = tokenizer.convert_ids_to_tokens(list(range(len(vectors))))

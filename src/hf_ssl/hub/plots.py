@@ -193,6 +193,7 @@ class ReconstructionRows:
     masked: torch.Tensor
     reconstruction: torch.Tensor
     mask: torch.Tensor  # (B, 1, H, W) bool, True where the model did not see the pixel
+    labels: tuple[str, str, str] = ("original", "masked", "reconstruction")
 
 
 @torch.no_grad()
@@ -218,18 +219,18 @@ def reconstruction_rows(model: MethodModel, images: torch.Tensor, image_mean: Se
     shown_input = (torch.where(hidden, torch.full_like(original, BLANK_VALUE), original) if preview.model_input is None
                    else (preview.model_input.float().cpu() * std + mean).clamp(0.0, 1.0))
     return ReconstructionRows(original=original, masked=shown_input,
-                              reconstruction=torch.where(hidden, predicted, original), mask=hidden)
+                              reconstruction=torch.where(hidden, predicted, original), mask=hidden,
+                              labels=preview.row_labels)
 
 
 def plot_reconstruction_grid(rows: ReconstructionRows, path: str | os.PathLike) -> Figure:
-    """Three rows (original / masked / reconstruction), one column per image."""
+    """Three rows (original / the model's input / its prediction: `rows.labels`), one column per image."""
     from matplotlib.figure import Figure
 
     count = rows.original.shape[0]
     figure = Figure(figsize=(1.1 * count + 0.9, 3.6), layout="constrained")
     grid = figure.subplots(3, count, squeeze=False)
-    for row, (name, images) in enumerate((("original", rows.original), ("masked", rows.masked),
-                                          ("reconstruction", rows.reconstruction))):
+    for row, (name, images) in enumerate(zip(rows.labels, (rows.original, rows.masked, rows.reconstruction))):
         for column in range(count):
             image = images[column].permute(1, 2, 0).numpy()
             axes = grid[row, column]

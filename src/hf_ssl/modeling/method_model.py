@@ -45,12 +45,14 @@ class ImagePreview:
     hidden: (B, 1, H, W) bool, True where the model did not see the pixel (masked image modelling, inpainting): blank
         in the plot's input row; the plot's reconstruction shows the prediction there and the original elsewhere.
     model_input: what the model saw, when it is not the image with its hidden pixels blanked (colorization: the
-        lightness channel); shown as the input row.
+        lightness channel; rotation: the rotated image); shown as the input row.
+    row_labels: the names of the plot's three rows (original, input, prediction).
     """
 
     reconstruction: torch.Tensor
     hidden: torch.Tensor | None = None
     model_input: torch.Tensor | None = None
+    row_labels: tuple[str, str, str] = ("original", "masked", "reconstruction")
 
 
 class MethodModel(PreTrainedModel):
