@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..errors import HfSslError
 from .transforms import MultiView, multi_crop_augmentation, random_resized_crop_flip
 
 
@@ -36,6 +37,39 @@ def crop_flip_collator(config) -> ImageCollator:
     SimMIM) and of the visual tokenizer; each config holds its paper's crop scale."""
     augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
     return ImageCollator(config.image_mean, config.image_std, augment=augment)
+
+
+def is_grayscale(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images -> (B,) bool, True for an image without colour: one channel, or every channel equal to
+    the first on every pixel (gray datasets are loaded as 3 equal channels)."""
+    if images.shape[1] == 1:
+        return torch.ones(images.shape[0], dtype=torch.bool)
+    return (images == images[:, :1]).flatten(1).all(dim=1)
+
+
+class ColorImageCollator(ImageCollator):
+    """An `ImageCollator` for methods that learn from colour (colorization). With `require_color`, its first batch
+    is checked once: if every image of it is grayscale, the data has no colour to learn and it raises `HfSslError`
+    before the first step (a dataset with some gray images among colour ones passes; an all-gray first batch of a
+    colour dataset is unlikely beyond a handful of images)."""
+
+    def __init__(self, image_mean: Sequence[float], image_std: Sequence[float], augment: nn.Module | None = None,
+                 require_color: bool = True, method: str = "this method"):
+        super().__init__(image_mean, image_std, augment)
+        self.require_color = require_color
+        self.method = method
+        self.checked = False
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        if self.require_color and not self.checked:
+            if is_grayscale(torch.stack([example["pixel_values"] for example in examples])).all():
+                raise HfSslError(
+                    f"{self.method} learns to predict colour, but the first batch of images is all grayscale (equal "
+                    "channels on every pixel): the dataset has no colour to learn. Use a colour dataset (e.g. "
+                    "imagefolder:PATH of photos); require_color=False trains anyway (for tests)."
+                )
+            self.checked = True
+        return super().__call__(examples)
 
 
 class MultiViewCollator:

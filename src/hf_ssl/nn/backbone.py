@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 
@@ -220,6 +221,29 @@ def pooled_features(backbone: PreTrainedModel, pixel_values: torch.Tensor, pooli
     if getattr(outputs, "pooler_output", None) is not None:
         return outputs.pooler_output.flatten(1)
     return hidden.mean(dim=1) if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
+
+
+def feature_map(backbone: PreTrainedModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The backbone's last spatial features, (batch, :func:`feature_dim`, h, w), for dense prediction heads.
+
+    Convolutional and hierarchical backbones (ResNet, ConvNeXt): their last hidden state map. Token backbones (ViT):
+    the patch tokens ([CLS] dropped) laid back on their grid; token sequences without a [CLS] token (Swin): all
+    tokens, on a grid of the input's aspect ratio.
+    """
+    kwargs = {}
+    size = getattr(backbone.config, "image_size", None)
+    if size is not None and tuple(pixel_values.shape[-2:]) != _pair(size) and _interpolates(backbone):
+        kwargs["interpolate_pos_encoding"] = True
+    hidden = backbone(pixel_values=pixel_values, **kwargs).last_hidden_state
+    if hidden.dim() == 4:
+        return hidden
+    if is_token_backbone(backbone.config):
+        hidden = hidden[:, 1:]
+    height, width = pixel_values.shape[-2:]
+    rows = max(1, round(math.sqrt(hidden.shape[1] * height / width)))
+    if hidden.shape[1] % rows:
+        raise HfSslError(f"cannot lay {hidden.shape[1]} tokens of a {height}x{width} input on a grid")
+    return hidden.transpose(1, 2).unflatten(2, (rows, hidden.shape[1] // rows))
 
 
 def _pair(size) -> tuple[int, int]:
