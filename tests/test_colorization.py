@@ -13,7 +13,8 @@ from hf_ssl.data.collators import ColorImageCollator, is_grayscale
 from hf_ssl.errors import HfSslError
 from hf_ssl.losses.colorization import colorization_loss, rebalancing_weights, smoothed_prior
 from hf_ssl.nn.backbone import backbone_config_from_spec, feature_map
-from hf_ssl.nn.color import ab_bins, annealed_mean, lab_to_linear_rgb, lab_to_rgb, lightness_to_rgb, rgb_to_lab, soft_encode
+from hf_ssl.nn.color import (ab_bins, annealed_mean, lab_to_linear_rgb, lab_to_rgb, lightness_to_rgb, rgb_to_lab,
+                             soft_encode)
 
 CENTRES = ab_bins(10)
 
@@ -75,15 +76,16 @@ def test_ab_bins_are_the_cells_the_srgb_gamut_reaches():
     faces = [np.insert(np.stack([u, v], axis=-1), axis, value, axis=1) for axis in range(3) for value in (0.0, 1.0)]
     lab = color.rgb2lab(np.concatenate(faces)[:, None, :])[:, 0]
     assert {tuple(c) for c in (np.floor(lab[:, 1:] / 10 + 0.5).astype(int) * 10).tolist()} == bins
-    # an independent search on the Lab side (L in 0..100 in steps of 2, ab in steps of 1): the nearest bin of every in-gamut
-    # colour is a class, so searching the faces missed nothing
+    # an independent search on the Lab side (L in 0..100 in steps of 2, ab in steps of 1): the nearest bin of every
+    # in-gamut colour is a class, so searching the faces missed nothing
     ab = np.arange(-128.0, 128.0, 1.0)
     a, b = np.meshgrid(ab, ab, indexing="ij")
     reached = set()
     for lightness in range(0, 101, 2):
         linear = lab_to_linear_rgb_numpy(np.stack([np.full_like(a, lightness), a, b], axis=-1))
         inside = np.all((linear >= 0) & (linear <= 1), axis=-1)
-        reached |= set(map(tuple, (np.floor(np.stack([a[inside], b[inside]], -1) / 10 + 0.5).astype(int) * 10).tolist()))
+        cells = np.floor(np.stack([a[inside], b[inside]], -1) / 10 + 0.5).astype(int) * 10
+        reached |= set(map(tuple, cells.tolist()))
     assert reached <= bins and len(reached) >= 250  # the rest hold slivers of the gamut finer than this search
     # every pixel of an 8-bit image has its nearest bin among the classes
     rgb = torch.randint(0, 256, (3, 100, 100), generator=torch.Generator().manual_seed(0)).double() / 255
@@ -126,7 +128,7 @@ def reference_weights(counts: list[float], centres: list[list[float]], mixing: f
 @pytest.mark.parametrize("mixing", [0.5, 0.0, 1.0])
 def test_rebalancing_weights_against_the_formula(mixing):
     generator = torch.Generator().manual_seed(0)
-    counts = torch.randint(0, 1000, (CENTRES.shape[0],), generator=generator) * (torch.rand(262, generator=generator) < 0.3)
+    counts = torch.randint(0, 1000, (262,), generator=generator) * (torch.rand(262, generator=generator) < 0.3)
     prior = smoothed_prior(counts, CENTRES, sigma=5.0)
     weights = rebalancing_weights(prior, mixing)
     expected = reference_weights(counts.tolist(), CENTRES.tolist(), mixing, 5.0)
@@ -193,7 +195,8 @@ def test_forward_is_the_papers_loss_with_the_prior_of_past_steps_and_this_batch(
 def test_annealed_mean():
     one_hot = torch.zeros(1, 262, 2, 2)
     one_hot[0, 7] = 1.0
-    torch.testing.assert_close(annealed_mean(one_hot.log(), CENTRES), CENTRES[7].float().view(1, 2, 1, 1).expand(1, 2, 2, 2))
+    expected = CENTRES[7].float().view(1, 2, 1, 1).expand(1, 2, 2, 2)
+    torch.testing.assert_close(annealed_mean(one_hot.log(), CENTRES), expected)
     probs = torch.softmax(torch.randn(3, 262, generator=torch.Generator().manual_seed(0)), dim=1).double()
     # T = 1: the mean; T -> 0: the mode
     torch.testing.assert_close(annealed_mean(probs.log(), CENTRES, temperature=1.0), probs @ CENTRES)
