@@ -43,7 +43,7 @@ class ImageModality(Modality):
                                   data.label_column)
 
     def recognizes(self, config: PretrainedConfig) -> bool:
-        return hasattr(config, "num_channels")
+        return hasattr(config, "num_channels") and getattr(config, "text_config", None) is None
 
     def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset, config) -> list[str]:
         labelled = dataset.label_column is not None and dataset.test_split is not None
