@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .normalization import PixelNormalization, rescale_pixels
 from .transforms import MultiView, random_resized_crop_flip
 
 
@@ -18,16 +19,15 @@ class ImageCollator:
     """`[{"pixel_values": uint8 (C,H,W)}, ...]` -> `{"pixel_values": float (B,C,H,W)}`, augmented and normalised."""
 
     def __init__(self, image_mean: Sequence[float], image_std: Sequence[float], augment: nn.Module | None = None):
-        self.mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.normalize = PixelNormalization(image_mean, image_std)
         self.augment = augment
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        images = torch.stack([example["pixel_values"] for example in examples]).float().div_(255.0)
+        images = rescale_pixels(torch.stack([example["pixel_values"] for example in examples]))
         if self.augment is not None:
             with torch.no_grad():
                 images = self.augment(images)
-        return {"pixel_values": (images - self.mean) / self.std}
+        return {"pixel_values": self.normalize(images)}
 
 
 def crop_flip_collator(config) -> ImageCollator:
@@ -61,16 +61,15 @@ class MultiViewCollator:
         self, image_mean: Sequence[float], image_std: Sequence[float],
         view_transforms: Sequence[nn.Module] | Callable[[torch.Tensor], Sequence[torch.Tensor]],
     ):
-        self.mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.normalize = PixelNormalization(image_mean, image_std)
         if isinstance(view_transforms, (list, tuple)):
             view_transforms = MultiView(view_transforms)
         self.view_transforms = view_transforms
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        images = torch.stack([example["pixel_values"] for example in examples]).float().div_(255.0)
+        images = rescale_pixels(torch.stack([example["pixel_values"] for example in examples]))
         with torch.no_grad():
-            views = [(view - self.mean) / self.std for view in self.view_transforms(images)]
+            views = [self.normalize(view) for view in self.view_transforms(images)]
         split = next((i for i, view in enumerate(views) if view.shape != views[0].shape), len(views))
         first, rest = views[:split], views[split:]
         if any(view.shape != rest[0].shape for view in rest):

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
+from ..data.normalization import PixelNormalization, rescale_pixels
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -202,13 +204,12 @@ def reconstruction_rows(model: torch.nn.Module, images: torch.Tensor, image_mean
     row shows the prediction at masked pixels and the original at visible ones (the MAE paper's Fig. 2)."""
     model.eval()
     device = next(model.parameters()).device
-    mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
-    original = images.float() / 255.0
-    pixel_values = ((original - mean) / std).to(device)
+    normalize = PixelNormalization(image_mean, image_std)
+    original = rescale_pixels(images)
+    pixel_values = normalize(original).to(device)
     mask, prediction = model.masked_reconstruction(pixel_values, generator=torch.Generator().manual_seed(seed))
     mask = mask.cpu().bool()
-    predicted = (prediction.float().cpu() * std + mean).clamp(0.0, 1.0)
+    predicted = normalize.invert(prediction.float().cpu()).clamp(0.0, 1.0)
     return ReconstructionRows(
         original=original,
         masked=torch.where(mask, torch.full_like(original, BLANK_VALUE), original),
