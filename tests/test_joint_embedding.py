@@ -7,7 +7,7 @@ import torch
 
 from conftest import joint_embedding_methods, primed_eval_model
 
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.registry import METHODS
 from hf_ssl.training.pretrain import PretrainArguments, build_config
 

@@ -26,7 +26,7 @@ from ..hub.export import export_pretrained, portable_value, write_json_atomic
 from ..hub.plots import LOSS_PLOT, plot_loss_curve, write_plots
 from ..hub.push import push_folder, validate_repo_id
 from ..modeling.image_method import method_config_fields
-from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
+from ..nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
 from .callbacks import CollapseMonitorCallback, LossTermsCallback, MomentumUpdateCallback, unwrap_model
 from .modalities import Modality, get_modality

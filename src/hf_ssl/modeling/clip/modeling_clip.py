@@ -19,7 +19,8 @@ from transformers.utils import ModelOutput
 
 from hf_ssl.losses.clip import clip_logit_scale, clip_loss
 from hf_ssl.modeling.image_method import ImageMethodModel
-from hf_ssl.nn.backbone import is_checkpoint_spec, load_backbone_weights
+from hf_ssl.nn.backbone import load_backbone_weights
+from hf_ssl.nn.backbone_presets import is_checkpoint_spec
 
 from .configuration_clip import CLIPPretrainingConfig
 

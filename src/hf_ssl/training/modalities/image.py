@@ -19,7 +19,8 @@ from ...errors import HfSslError
 from ...hub.export import image_processor_for
 from ...hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_projection, plot_reconstruction_grid,
                           reconstruction_rows, subsample)
-from ...nn.backbone import describe_backbone, is_token_backbone
+from ...hub.card import describe_backbone
+from ...nn.backbone import is_token_backbone
 from . import Modality, PreparedData, register_modality
 
 

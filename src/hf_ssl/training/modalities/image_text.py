@@ -18,7 +18,8 @@ from ...data.images import images_to_tensor
 from ...data.tokenizers import load_tokenizer, train_clip_bpe, trained_or_cached_tokenizer
 from ...errors import HfSslError
 from ...evaluation.image_text import applicable_protocols, evaluate_image_text_model, image_embeddings
-from ...nn.backbone import describe_backbone, is_checkpoint_spec
+from ...hub.card import describe_backbone
+from ...nn.backbone_presets import is_checkpoint_spec
 from . import Modality, PreparedData, register_modality
 from .image import draw_image_plots
 

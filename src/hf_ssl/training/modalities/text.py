@@ -22,7 +22,8 @@ from ...errors import HfSslError
 from ...evaluation.finetune import finetune_text_classifier
 from ...evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model
 from ...hub.export import portable_value
-from ...nn.backbone import describe_backbone, is_checkpoint_spec
+from ...hub.card import describe_backbone
+from ...nn.backbone_presets import is_checkpoint_spec
 from . import Modality, PreparedData, register_modality
 
 
