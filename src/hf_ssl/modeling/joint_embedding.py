@@ -1,7 +1,8 @@
 """What joint-embedding methods (SimCLR, MoCo, BYOL, SimSiam, SwAV, VICReg, Barlow Twins, DINO) share on top of
 `image_method`: the input-size default of conv backbones, the cross-process switch, the initialisation of
-their heads, and turning a (B, V, C, H, W) batch of views into one backbone call. A method's folder adds its
-heads, its loss and its per-step hook (`momentum_update`)."""
+their heads, their augmentation fields and collators (two views, or multi-crop), and turning a (B, V, C, H, W)
+batch of views into one backbone call. A method's folder adds its heads, its loss and its per-step hook
+(`momentum_update`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import initialization as init
 
-from hf_ssl.data.collators import MultiViewCollator
-from hf_ssl.data.transforms import multi_crop_augmentation
+from ..data.collators import MultiViewCollator
+from ..data.transforms import byol_augmentations, multi_crop_augmentation, simclr_augmentation
 from hf_ssl.modeling.image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig, ImageMethodModel
 from hf_ssl.nn.backbone import pooled_features
 from hf_ssl.nn.momentum import ema_update
@@ -38,6 +39,80 @@ class JointEmbeddingConfig(ImageMethodConfig):
         # embeddings; for conv backbones it is an extra attribute that round-trips through config.json).
         if getattr(self.backbone_config, "image_size", None) is None:
             self.backbone_config.image_size = DEFAULT_IMAGE_SIZE
+
+
+@strict
+class TwoViewAugmentationConfig(JointEmbeddingConfig):
+    r"""
+    The augmentation fields of the two-view methods (SimCLR, SimSiam, BYOL, VICReg, Barlow Twins, MoCo), declared
+    once. Each view is a random resized crop + flip, then colour distortion; the defaults are SimCLR's pipeline
+    (Chen et al. 2020, Appendix A).
+
+    crop_min_scale (`float`, defaults to 0.08): smallest area of the random resized crop of both views.
+    jitter_strength (`float`, defaults to 1.0): s of the colour jitter, brightness/contrast/saturation 0.8 s and
+        hue 0.2 s, applied with p = 0.8 (Appendix A; s = 0.5 is MoCo v2's 0.4/0.4/0.4/0.1).
+    blur_probability (`float`, defaults to 0.5): Gaussian blur (sigma 0.1-2) probability (SimCLR uses 0 on
+        CIFAR-10).
+    grayscale_probability (`float`, defaults to 0.2): random grayscale probability.
+
+    A method has the fields named in its `augmentation_fields` (all four by default; BYOL's fixed asymmetric
+    pipelines expose only `crop_min_scale`). They become fields of the method's own config class, declared after
+    the fields it declares itself, so its `--help` flags, card hyperparameters and `to_dict()` keep the order
+    they had when each method declared them (fields inherited from a base class would come first). A method whose
+    paper has another default redeclares that field in its class body (with a comment citing the paper); the
+    declaration then stays where the method puts it.
+    """
+
+    # The declarations: name -> (type, default). Not annotations, so that they are no field of this base class.
+    _augmentation_field_specs = {
+        "crop_min_scale": (float, 0.08),
+        "jitter_strength": (float, 1.0),
+        "blur_probability": (float, 0.5),
+        "grayscale_probability": (float, 0.2),
+    }
+    augmentation_fields = tuple(_augmentation_field_specs)
+
+    def __init_subclass__(cls, **kwargs):
+        # Runs before PretrainedConfig.__init_subclass__ makes `cls` a dataclass: add the missing augmentation
+        # fields to its own annotations, after the ones its body declares.
+        annotations = cls.__dict__.get("__annotations__")
+        if annotations is None:
+            annotations = {}
+            cls.__annotations__ = annotations
+        inherited = getattr(cls, "__dataclass_fields__", {})  # a subclass of a method config has them already
+        for name in cls.augmentation_fields:
+            if name not in annotations and name not in inherited:
+                annotations[name], default = TwoViewAugmentationConfig._augmentation_field_specs[name]
+                setattr(cls, name, default)
+        super().__init_subclass__(**kwargs)
+
+    def validate_two_view_augmentation(self):
+        # crop_min_scale is checked by ImageMethodConfig.validate_crop_scale, as for every method's crop
+        if "jitter_strength" in self.augmentation_fields and self.jitter_strength < 0:
+            raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
+        for name in ("blur_probability", "grayscale_probability"):
+            if name in self.augmentation_fields and not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+def simclr_views_collator(config: TwoViewAugmentationConfig) -> MultiViewCollator:
+    """Two views of every image through one SimCLR-style pipeline with the config's four augmentation fields:
+    random resized crop (scale `crop_min_scale`-1) + flip, colour jitter of strength `jitter_strength`
+    (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
+    augment = simclr_augmentation(
+        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
+        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
+    )
+    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
+
+
+def byol_views_collator(config: TwoViewAugmentationConfig) -> MultiViewCollator:
+    """BYOL's two asymmetric view pipelines (Grill et al. 2020, Table 6), with crop scale `crop_min_scale`-1: both
+    random resized crop + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); Gaussian blur
+    p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for view 1 / view 2. Each view is a fresh random draw per image."""
+    return MultiViewCollator(config.image_mean, config.image_std,
+                             byol_augmentations(config.image_size, min_scale=config.crop_min_scale))
+
 
 
 NUM_GLOBAL_CROPS = 2
@@ -205,6 +280,6 @@ def per_image(tensor: torch.Tensor, num_views: int) -> torch.Tensor:
 
 
 __all__ = [
-    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "multi_crop_collator",
-    "per_image",
+    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "TwoViewAugmentationConfig",
+    "byol_views_collator", "multi_crop_collator", "per_image", "simclr_views_collator",
 ]

@@ -1,18 +1,9 @@
 """Barlow Twins (Zbontar, Jing, Misra, LeCun, Deny, ICML 2021)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations
 from ...registry import Method, Preset
+from ..joint_embedding import byol_views_collator
 from .configuration_barlow_twins import BarlowTwinsConfig
 from .modeling_barlow_twins import BarlowTwinsForPreTraining, BarlowTwinsOutput
-
-
-def make_collator(config: BarlowTwinsConfig) -> MultiViewCollator:
-    """BYOL's two asymmetric view pipelines, which the paper follows (Sec. 3, "Image augmentations"): crop
-    (scale crop_min_scale-1) + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); blur
-    p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for the first / second view. Fresh random draws per image."""
-    views = byol_augmentations(config.image_size, config.crop_min_scale)
-    return MultiViewCollator(config.image_mean, config.image_std, views)
 
 
 # The paper trains with LARS (lr 0.2 for weights and 0.0048 for biases and BatchNorm, weight decay 1.5e-6,
@@ -64,7 +55,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=byol_views_collator,  # BYOL's two asymmetric view pipelines, which the paper follows (Sec. 3, "Image augmentations")
     tags=("non-contrastive", "information-maximization"),
     display_name="Barlow Twins",
     limitations=(

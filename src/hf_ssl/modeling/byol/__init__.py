@@ -1,18 +1,9 @@
 """BYOL (Grill et al., NeurIPS 2020)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations
 from ...registry import Method, Preset
+from ..joint_embedding import byol_views_collator
 from .configuration_byol import BYOLConfig
 from .modeling_byol import BYOLForPreTraining, BYOLOutput
-
-
-def make_collator(config: BYOLConfig) -> MultiViewCollator:
-    """The two asymmetric view pipelines of Table 6: both random resized crop (scale crop_min_scale-1) + flip,
-    colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); Gaussian blur p = 1.0 for view 1 and 0.1 for
-    view 2, solarisation p = 0 for view 1 and 0.2 for view 2. Each view is a fresh random draw per image."""
-    return MultiViewCollator(config.image_mean, config.image_std,
-                             byol_augmentations(config.image_size, min_scale=config.crop_min_scale))
 
 
 # The paper trains with LARS (lr 0.2 x batch / 256, weight decay 1.5e-6, biases and BN excluded from both, 10
@@ -64,7 +55,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=byol_views_collator,  # the two asymmetric view pipelines of Table 6
     tags=("non-contrastive", "momentum-encoder"),
     display_name="BYOL",
     limitations=(

@@ -1,8 +1,9 @@
 """MoCo v2 (Chen, Fan, Girshick, He 2020) and MoCo v3 (Chen, Xie, He, ICCV 2021): one method, `--version 2|3`."""
 
 from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations, simclr_augmentation
+from ...data.transforms import simclr_augmentation
 from ...registry import Method, Preset
+from ..joint_embedding import byol_views_collator
 from .configuration_moco import MoCoConfig
 from .modeling_moco import MoCoForPreTraining, MoCoOutput
 
@@ -16,13 +17,11 @@ def make_collator(config: MoCoConfig) -> MultiViewCollator:
     """Two views of every image. v2: the same "aug+" pipeline twice (crop scale `crop_min_scale`-1). v3: BYOL's two
     asymmetric pipelines (blur p = 1.0 / 0.1, solarisation p = 0 / 0.2; crop scale `crop_min_scale`-1), as
     the reference's `augmentation1` / `augmentation2`. Each view is a fresh random draw per image."""
-    if config.version == 2:
-        augment = simclr_augmentation(config.image_size, min_scale=config.crop_min_scale,
-                                      jitter_strength=MOCO_V2_JITTER_STRENGTH, blur_probability=MOCO_V2_BLUR_PROBABILITY)
-        views = [augment, augment]
-    else:
-        views = byol_augmentations(config.image_size, min_scale=config.crop_min_scale)
-    return MultiViewCollator(config.image_mean, config.image_std, views)
+    if config.version != 2:
+        return byol_views_collator(config)
+    augment = simclr_augmentation(config.image_size, min_scale=config.crop_min_scale,
+                                  jitter_strength=MOCO_V2_JITTER_STRENGTH, blur_probability=MOCO_V2_BLUR_PROBABILITY)
+    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
 
 
 # The presets set only what applies to both versions (backbone, head sizes, queue size, which v3 ignores), so

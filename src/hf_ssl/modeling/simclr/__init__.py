@@ -1,20 +1,9 @@
 """SimCLR (Chen et al., ICML 2020)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import simclr_augmentation
 from ...registry import Method, Preset
+from ..joint_embedding import simclr_views_collator
 from .configuration_simclr import SimCLRConfig
 from .modeling_simclr import SimCLRForPreTraining, SimCLROutput
-
-
-def make_collator(config: SimCLRConfig) -> MultiViewCollator:
-    """Two views of every image through the same pipeline (Appendix A): random resized crop + flip, colour
-    jitter (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
-    augment = simclr_augmentation(
-        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
-        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
-    )
-    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
 
 
 # The paper trains with LARS (lr = 0.3 * batch / 256, weight decay 1e-6, 10 warmup epochs, cosine decay,
@@ -57,7 +46,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=simclr_views_collator,  # two views through the same pipeline (Appendix A)
     tags=("contrastive",),
     display_name="SimCLR",
     limitations=(

@@ -1,21 +1,9 @@
 """SimSiam (Chen & He, CVPR 2021)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import simclr_augmentation
 from ...registry import Method, Preset
+from ..joint_embedding import simclr_views_collator
 from .configuration_simsiam import SimSiamConfig
 from .modeling_simsiam import SimSiamForPreTraining, SimSiamOutput
-
-
-def make_collator(config: SimSiamConfig) -> MultiViewCollator:
-    """Two views of every image through the same pipeline, MoCo v2's (the paper's Sec. 4 and reference code):
-    random resized crop (scale 0.2-1) + flip, colour jitter 0.4/0.4/0.4/0.1 (p = 0.8), grayscale (p = 0.2),
-    Gaussian blur (sigma 0.1-2, p = 0.5). Each view is a fresh random draw per image."""
-    augment = simclr_augmentation(
-        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
-        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
-    )
-    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
 
 
 # The paper trains with SGD (lr 0.05 x batch / 256, momentum 0.9, weight decay 1e-4, cosine decay; the predictor's
@@ -65,7 +53,10 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    # two views through the same pipeline, MoCo v2's (the paper's Sec. 4 and reference code, SimSiamConfig's
+    # defaults): crop scale 0.2-1 + flip, colour jitter 0.4/0.4/0.4/0.1 (p = 0.8), grayscale (p = 0.2), Gaussian
+    # blur (sigma 0.1-2, p = 0.5)
+    make_collator=simclr_views_collator,
     tags=("non-contrastive",),
     display_name="SimSiam",
     limitations=(

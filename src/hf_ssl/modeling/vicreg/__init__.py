@@ -1,18 +1,9 @@
 """VICReg (Bardes, Ponce, LeCun, ICLR 2022)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations
 from ...registry import Method, Preset
+from ..joint_embedding import byol_views_collator
 from .configuration_vicreg import VICRegConfig
 from .modeling_vicreg import VICRegForPreTraining, VICRegOutput
-
-
-def make_collator(config: VICRegConfig) -> MultiViewCollator:
-    """BYOL's two asymmetric view pipelines, as the paper (appendix, "data augmentation"): crop (scale
-    crop_min_scale-1) + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); blur p = 1.0 / 0.1
-    and solarisation p = 0 / 0.2 for the first / second view. Each view is a fresh random draw per image."""
-    views = byol_augmentations(config.image_size, config.crop_min_scale)
-    return MultiViewCollator(config.image_mean, config.image_std, views)
 
 
 # The paper trains with LARS (base lr 0.2 x batch / 256, weight decay 1e-6, 10 warmup epochs, cosine decay,
@@ -59,7 +50,7 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=byol_views_collator,  # BYOL's two asymmetric view pipelines, which the paper uses (appendix)
     tags=("non-contrastive", "information-maximization"),
     display_name="VICReg",
     limitations=(
