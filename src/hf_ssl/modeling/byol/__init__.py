@@ -2,6 +2,9 @@
 
 from ...registry import Method, Preset
 from ..joint_embedding import byol_views_collator
+from ..presets import (
+    PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, TINY_RESNET, trained_with_adamw_not_lars,
+)
 from .configuration_byol import BYOLConfig
 from .modeling_byol import BYOLForPreTraining, BYOLOutput
 
@@ -19,15 +22,14 @@ _OPTIM = dict(weight_decay=1.5e-6, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, projector 16 -> 32 -> 16 and predictor 16 -> 32 -> 16: a fast step, "
-        "for tests",
+        f"{TINY_RESNET}, 16 px, projector 16 -> 32 -> 16 and predictor 16 -> 32 -> 16: a fast step, for tests",
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=32),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), projector 512 -> 1024 -> 256 and predictor "
+        f"{SMALL_RESNET}, projector 512 -> 1024 -> 256 and predictor "
         "256 -> 1024 -> 256 (the paper's hidden = 2 x the 2048 ResNet-50 features, output 256), tau 0.996 -> 1",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=1024, projection_dim=256, prediction_hidden_dim=1024),
@@ -59,13 +61,12 @@ METHOD = Method(
     tags=("non-contrastive", "momentum-encoder"),
     display_name="BYOL",
     limitations=(
-        "Trained with AdamW and a cosine schedule, not the paper's LARS (lr 0.2 x batch / 256 = 3.2 at batch 4096, "
-        "weight decay 1.5e-6, biases and BatchNorm excluded from LARS adaptation and decay), which transformers does "
-        "not provide; the AdamW learning rates are not the paper's and were not tuned here. BatchNorm normalises "
-        "over each process's own 2 x per-device batch (both views together), not over the global batch per view "
-        "as the paper's synchronised BN does. The target EMA follows the paper's cosine schedule of tau "
-        "(0.996 -> 1) over the run's optimizer steps, so its pace depends on --max_steps / epochs. At 32 px the "
-        "ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 of the image."
+        trained_with_adamw_not_lars("lr 0.2 x batch / 256 = 3.2 at batch 4096, weight decay 1.5e-6, biases and "
+                                    "BatchNorm excluded from LARS adaptation and decay")
+        + "; the AdamW learning rates are not the paper's and were not tuned here. "
+        f"{PER_PROCESS_BATCH_NORM} (both views together), not over the global batch per view as the paper's "
+        "synchronised BN does. The target EMA follows the paper's cosine schedule of tau (0.996 -> 1) over the "
+        f"run's optimizer steps, so its pace depends on --max_steps / epochs. {RESNET_STEM_AT_32_PX}."
     ),
 )
 
