@@ -21,7 +21,7 @@ from hf_ssl.data.collators import ImageCaptionCollator, ImageCaptionDataset
 from hf_ssl.data.tokenizers import train_clip_bpe
 from hf_ssl.evaluation.image_text import retrieval_recall, top_k_accuracy, zero_shot_weights
 from hf_ssl.modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
 MINILM = None
 try:

@@ -21,7 +21,8 @@ from ..hub.export import image_processor_for
 from ..hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_projection, plot_reconstruction_grid,
                          reconstruction_rows, subsample)
 from ..modeling.method_model import MethodModel
-from ..nn.backbone import describe_backbone, is_token_backbone, load_encoder
+from ..hub.card import describe_backbone
+from ..nn.backbone import is_token_backbone, load_encoder
 from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, read_run_info, register_modality
 
 

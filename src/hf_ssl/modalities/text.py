@@ -23,7 +23,7 @@ from ..errors import HfSslError
 from ..evaluation.finetune import finetune_text_classifier
 from ..evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model, load_language_model
 from ..hub.export import portable_value
-from ..nn.backbone import describe_backbone
+from ..hub.card import describe_backbone
 from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, register_modality
 
 
