@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .normalization import PixelNormalization, rescale_pixels
-from .transforms import MultiView, random_resized_crop_flip
+from .transforms import MultiView, byol_augmentations, random_resized_crop_flip, simclr_augmentation
 
 
 class ImageCollator:
@@ -79,6 +79,25 @@ class MultiViewCollator:
         if rest:
             batch["local_pixel_values"] = torch.stack(rest, dim=1)
         return batch
+
+
+def simclr_views_collator(config) -> MultiViewCollator:
+    """Two views of every image through one SimCLR-style pipeline set by the config's four augmentation fields
+    (`TwoViewAugmentationConfig`): random resized crop (scale `crop_min_scale`-1) + flip, colour jitter of strength
+    `jitter_strength` (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
+    augment = simclr_augmentation(
+        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
+        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
+    )
+    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
+
+
+def byol_views_collator(config) -> MultiViewCollator:
+    """BYOL's two asymmetric view pipelines (Grill et al. 2020, Table 6), with crop scale `crop_min_scale`-1: both
+    random resized crop + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); Gaussian blur
+    p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for view 1 / view 2. Each view is a fresh random draw per image."""
+    return MultiViewCollator(config.image_mean, config.image_std,
+                             byol_augmentations(config.image_size, min_scale=config.crop_min_scale))
 
 
 class UInt8ImageDataset(torch.utils.data.Dataset):

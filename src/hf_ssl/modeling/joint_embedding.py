@@ -1,6 +1,6 @@
 """What joint-embedding methods (SimCLR, MoCo, BYOL, SimSiam, SwAV, VICReg, Barlow Twins, DINO) share on top of
 `image_method`: the input-size default of conv backbones, the cross-process switch, the initialisation of
-their heads, their augmentation fields and collators (two views, or multi-crop), and turning a (B, V, C, H, W)
+their heads, their augmentation fields (two views, or multi-crop), and turning a (B, V, C, H, W)
 batch of views into one backbone call. A method's folder adds its heads, its loss and its per-step hook
 (`momentum_update`)."""
 
@@ -11,8 +11,8 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import initialization as init
 
-from ..data.collators import MultiViewCollator
-from ..data.transforms import byol_augmentations, multi_crop_augmentation, simclr_augmentation
+from hf_ssl.data.collators import MultiViewCollator
+from hf_ssl.data.transforms import multi_crop_augmentation
 from hf_ssl.modeling.image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig, ImageMethodModel
 from hf_ssl.nn.backbone import pooled_features
 from hf_ssl.nn.momentum import ema_update
@@ -93,26 +93,6 @@ class TwoViewAugmentationConfig(JointEmbeddingConfig):
         for name in ("blur_probability", "grayscale_probability"):
             if name in self.augmentation_fields and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-
-
-def simclr_views_collator(config: TwoViewAugmentationConfig) -> MultiViewCollator:
-    """Two views of every image through one SimCLR-style pipeline with the config's four augmentation fields:
-    random resized crop (scale `crop_min_scale`-1) + flip, colour jitter of strength `jitter_strength`
-    (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
-    augment = simclr_augmentation(
-        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
-        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
-    )
-    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
-
-
-def byol_views_collator(config: TwoViewAugmentationConfig) -> MultiViewCollator:
-    """BYOL's two asymmetric view pipelines (Grill et al. 2020, Table 6), with crop scale `crop_min_scale`-1: both
-    random resized crop + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); Gaussian blur
-    p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for view 1 / view 2. Each view is a fresh random draw per image."""
-    return MultiViewCollator(config.image_mean, config.image_std,
-                             byol_augmentations(config.image_size, min_scale=config.crop_min_scale))
-
 
 
 NUM_GLOBAL_CROPS = 2
@@ -281,5 +261,5 @@ def per_image(tensor: torch.Tensor, num_views: int) -> torch.Tensor:
 
 __all__ = [
     "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "TwoViewAugmentationConfig",
-    "byol_views_collator", "multi_crop_collator", "per_image", "simclr_views_collator",
+    "multi_crop_collator", "per_image",
 ]
