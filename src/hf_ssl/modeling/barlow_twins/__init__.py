@@ -1,7 +1,7 @@
 """Barlow Twins (Zbontar, Jing, Misra, LeCun, Deny, ICML 2021)."""
 
-from ...registry import Method, Preset
 from ...data.collators import byol_views_collator
+from ...registry import Method, Preset
 from ..presets import CIFAR_STEM_NOT_DONE, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset, trained_with_adamw_not_lars
 from .configuration_barlow_twins import BarlowTwinsConfig
 from .modeling_barlow_twins import BarlowTwinsForPreTraining, BarlowTwinsOutput

@@ -1,7 +1,7 @@
 """BYOL (Grill et al., NeurIPS 2020)."""
 
-from ...registry import Method, Preset
 from ...data.collators import byol_views_collator
+from ...registry import Method, Preset
 from ..presets import (
     PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, TINY_RESNET, trained_with_adamw_not_lars,
 )

@@ -1,9 +1,8 @@
 """MoCo v2 (Chen, Fan, Girshick, He 2020) and MoCo v3 (Chen, Xie, He, ICCV 2021): one method, `--version 2|3`."""
 
-from ...data.collators import MultiViewCollator
+from ...data.collators import MultiViewCollator, byol_views_collator
 from ...data.transforms import simclr_augmentation
 from ...registry import Method, Preset
-from ...data.collators import byol_views_collator
 from ..presets import RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset
 from .configuration_moco import MoCoConfig
 from .modeling_moco import MoCoForPreTraining, MoCoOutput

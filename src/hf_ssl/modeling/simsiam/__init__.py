@@ -1,7 +1,7 @@
 """SimSiam (Chen & He, CVPR 2021)."""
 
-from ...registry import Method, Preset
 from ...data.collators import simclr_views_collator
+from ...registry import Method, Preset
 from ..presets import PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset
 from .configuration_simsiam import SimSiamConfig
 from .modeling_simsiam import SimSiamForPreTraining, SimSiamOutput

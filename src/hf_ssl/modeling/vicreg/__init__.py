@@ -1,7 +1,7 @@
 """VICReg (Bardes, Ponce, LeCun, ICLR 2022)."""
 
-from ...registry import Method, Preset
 from ...data.collators import byol_views_collator
+from ...registry import Method, Preset
 from ..presets import (
     CIFAR_STEM_NOT_DONE, PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset,
     trained_with_adamw_not_lars,
