@@ -14,6 +14,7 @@ from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
+from .modeling.rotation import RotationConfig, RotationForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
 from .modeling.simmim import SimMIMConfig, SimMIMForPreTraining
 from .modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
@@ -28,5 +29,5 @@ __all__ = [
     "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
-    "VisualVQModel",
+    "VisualVQModel", "RotationConfig", "RotationForPreTraining",
 ]
