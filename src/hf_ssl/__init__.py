@@ -14,6 +14,7 @@ from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
+from .modeling.relative_patch_location import RelativePatchLocationConfig, RelativePatchLocationForPreTraining
 from .modeling.rotation import RotationConfig, RotationForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
 from .modeling.simmim import SimMIMConfig, SimMIMForPreTraining
@@ -30,4 +31,5 @@ __all__ = [
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
     "VisualVQModel", "RotationConfig", "RotationForPreTraining",
+    "RelativePatchLocationConfig", "RelativePatchLocationForPreTraining",
 ]
