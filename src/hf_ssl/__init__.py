@@ -12,6 +12,7 @@ from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.dino import DINOConfig, DINOForPreTraining
+from .modeling.jigsaw import JigsawConfig, JigsawForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
 from .modeling.relative_patch_location import RelativePatchLocationConfig, RelativePatchLocationForPreTraining
@@ -31,5 +32,5 @@ __all__ = [
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
     "VisualVQModel", "RotationConfig", "RotationForPreTraining",
-    "RelativePatchLocationConfig", "RelativePatchLocationForPreTraining",
+    "RelativePatchLocationConfig", "RelativePatchLocationForPreTraining", "JigsawConfig", "JigsawForPreTraining",
 ]
