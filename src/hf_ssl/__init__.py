@@ -12,8 +12,11 @@ from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.dino import DINOConfig, DINOForPreTraining
+from .modeling.jigsaw import JigsawConfig, JigsawForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
+from .modeling.relative_patch_location import RelativePatchLocationConfig, RelativePatchLocationForPreTraining
+from .modeling.rotation import RotationConfig, RotationForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
 from .modeling.simmim import SimMIMConfig, SimMIMForPreTraining
 from .modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
@@ -28,5 +31,6 @@ __all__ = [
     "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
-    "VisualVQModel",
+    "VisualVQModel", "RotationConfig", "RotationForPreTraining",
+    "RelativePatchLocationConfig", "RelativePatchLocationForPreTraining", "JigsawConfig", "JigsawForPreTraining",
 ]

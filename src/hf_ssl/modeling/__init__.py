@@ -8,9 +8,12 @@ from .byol import METHOD as BYOL_METHOD
 from .clip import METHOD as CLIP_METHOD
 from .clm import METHOD as CLM_METHOD
 from .dino import METHOD as DINO_METHOD
+from .jigsaw import METHOD as JIGSAW_METHOD
 from .mae import METHOD as MAE_METHOD
 from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
+from .relative_patch_location import METHOD as RELATIVE_PATCH_LOCATION_METHOD
+from .rotation import METHOD as ROTATION_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
 from .simmim import METHOD as SIMMIM_METHOD
 from .simsiam import METHOD as SIMSIAM_METHOD
@@ -22,6 +25,6 @@ from .word2vec import METHOD as WORD2VEC_METHOD
 for _method in (
     MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
     BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD, VISUAL_TOKENIZER_METHOD, BEIT_METHOD, SIMMIM_METHOD,
-    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD,
+    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD, ROTATION_METHOD, RELATIVE_PATCH_LOCATION_METHOD, JIGSAW_METHOD,
 ):
     register_method(_method)
