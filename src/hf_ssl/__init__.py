@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from . import modeling  # noqa: F401  (registers the methods)
 from .errors import HfSslError
+from .modeling.autoencoder import AutoencoderConfig, AutoencoderForPreTraining
 from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
@@ -28,5 +29,5 @@ __all__ = [
     "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
-    "VisualVQModel",
+    "VisualVQModel", "AutoencoderConfig", "AutoencoderForPreTraining",
 ]

@@ -2,6 +2,7 @@
 The order is the order of `hf-ssl list`."""
 
 from ..registry import register_method
+from .autoencoder import METHOD as AUTOENCODER_METHOD
 from .barlow_twins import METHOD as BARLOW_TWINS_METHOD
 from .beit import METHOD as BEIT_METHOD
 from .byol import METHOD as BYOL_METHOD
@@ -22,6 +23,6 @@ from .word2vec import METHOD as WORD2VEC_METHOD
 for _method in (
     MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
     BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD, VISUAL_TOKENIZER_METHOD, BEIT_METHOD, SIMMIM_METHOD,
-    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD,
+    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD, AUTOENCODER_METHOD,
 ):
     register_method(_method)
