@@ -12,6 +12,7 @@ from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
+from .modeling.denoising_autoencoder import DenoisingAutoencoderConfig, DenoisingAutoencoderForPreTraining
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
@@ -30,4 +31,5 @@ __all__ = [
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
     "VisualVQModel", "AutoencoderConfig", "AutoencoderForPreTraining",
+    "DenoisingAutoencoderConfig", "DenoisingAutoencoderForPreTraining",
 ]
