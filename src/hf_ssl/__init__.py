@@ -12,6 +12,7 @@ from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
+from .modeling.context_encoder import ContextEncoderConfig, ContextEncoderForPreTraining
 from .modeling.denoising_autoencoder import DenoisingAutoencoderConfig, DenoisingAutoencoderForPreTraining
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
@@ -31,5 +32,6 @@ __all__ = [
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
     "VisualVQModel", "AutoencoderConfig", "AutoencoderForPreTraining",
-    "DenoisingAutoencoderConfig", "DenoisingAutoencoderForPreTraining",
+    "DenoisingAutoencoderConfig", "DenoisingAutoencoderForPreTraining", "ContextEncoderConfig",
+    "ContextEncoderForPreTraining",
 ]
