@@ -7,10 +7,13 @@ __version__ = "0.1.0"
 
 from . import modeling  # noqa: F401  (registers the methods)
 from .errors import HfSslError
+from .modeling.autoencoder import AutoencoderConfig, AutoencoderForPreTraining
 from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
+from .modeling.context_encoder import ContextEncoderConfig, ContextEncoderForPreTraining
+from .modeling.denoising_autoencoder import DenoisingAutoencoderConfig, DenoisingAutoencoderForPreTraining
 from .modeling.dino import DINOConfig, DINOForPreTraining
 from .modeling.jigsaw import JigsawConfig, JigsawForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
@@ -33,4 +36,6 @@ __all__ = [
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
     "VisualVQModel", "RotationConfig", "RotationForPreTraining",
     "RelativePatchLocationConfig", "RelativePatchLocationForPreTraining", "JigsawConfig", "JigsawForPreTraining",
+    "AutoencoderConfig", "AutoencoderForPreTraining", "DenoisingAutoencoderConfig",
+    "DenoisingAutoencoderForPreTraining", "ContextEncoderConfig", "ContextEncoderForPreTraining",
 ]

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .normalization import PixelNormalization, rescale_pixels
-from .transforms import (MultiView, byol_augmentations, multi_crop_augmentation, random_resized_crop_flip,
-                         simclr_augmentation)
+from .transforms import (MultiView, byol_augmentations, multi_crop_augmentation, random_horizontal_flip,
+                         random_resized_crop_flip, simclr_augmentation)
 
 
 class ImageCollator:
@@ -172,3 +172,10 @@ class ImageCaptionCollator(ImageCollator):
         batch["input_ids"] = input_ids
         batch["attention_mask"] = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
         return batch
+
+
+def flip_collator(config) -> ImageCollator:
+    """One view per image, flipped at random if `config.horizontal_flip`, then normalised: the reconstruction pretext
+    tasks (autoencoders, context encoder), whose target is the image itself."""
+    return ImageCollator(config.image_mean, config.image_std,
+                         augment=random_horizontal_flip() if config.horizontal_flip else None)
