@@ -57,8 +57,7 @@ def seconds_per_step(method_name: str, preset: str, images: torch.Tensor, steps:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if hasattr(model, "momentum_update"):
-            model.momentum_update((step + 1) / 1000)
+        model.optimizer_step_done(step + 1, (step + 1) / 1000)
         if step >= 2:
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]

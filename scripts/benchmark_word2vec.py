@@ -1,6 +1,6 @@
 """hf-ssl's word2vec next to gensim's `Word2Vec`, on the same corpus, tokens and hyperparameters, in one run.
 
-The corpus: Jane Austen's novels (Debian `r-cran-janeaustenr`, see hf_ssl.data.text) plus gensim's test-data texts
+The corpus: Jane Austen's novels (Debian `r-cran-janeaustenr`, see hf_ssl.data.austen) plus gensim's test-data texts
 (the Lee background news corpus and the shortened English Wikipedia dump), written as plain text files and loaded
 by both sides through `load_text_corpus("text:...")`; both train on its `train` split, tokenised by hf-ssl's word
 rule (lower-cased runs of letters and digits). Hyperparameters: skip-gram, 100 dimensions, window 5, 5 noise words,

@@ -64,7 +64,7 @@ def step_done(model, progress: float) -> None:
 
 def tiny_backbone_config(backbone: str = "resnet-test", image_size: int = 16):
     """The test backbones at `image_size` px (ViTs with 4 px patches)."""
-    from hf_ssl.nn.backbone import backbone_config_from_spec
+    from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
     overrides = dict(image_size=image_size, patch_size=4) if backbone.startswith("vit") else dict(image_size=image_size)
     return backbone_config_from_spec(backbone, **overrides)[0]

@@ -92,3 +92,17 @@ def test_model_code_imports_only_model_code():
         if bad:
             wrong[str(path.relative_to(PACKAGE))] = bad
     assert not wrong, wrong
+
+
+def test_a_plain_transformers_folder_belongs_to_exactly_one_modality():
+    """`hf-ssl evaluate` on a folder hf-ssl did not make picks the modality that recognizes its config."""
+    from transformers import BertConfig, CLIPConfig, ConvNextConfig, GPT2Config, ResNetConfig, ViTConfig
+
+    from hf_ssl.modalities import MODALITIES
+    from hf_ssl.modeling.word2vec import Word2VecConfig
+
+    expected = {BertConfig: "text", GPT2Config: "text", ViTConfig: "image", ResNetConfig: "image",
+                ConvNextConfig: "image", CLIPConfig: "image-text", Word2VecConfig: "words"}
+    for config_class, modality in expected.items():
+        claims = [m.name for m in MODALITIES.values() if m.recognizes(config_class())]
+        assert claims == [modality], (config_class.__name__, claims)

@@ -8,9 +8,8 @@ from transformers import AutoModel
 
 from conftest import run_python
 from hf_ssl.errors import HfSslError
-from hf_ssl.nn.backbone import (
-    backbone_config_from_spec, build_backbone, feature_dim, load_backbone_weights, pooled_features,
-)
+from hf_ssl.nn.backbone import build_backbone, feature_dim, load_backbone_weights, pooled_features
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
 
 @pytest.mark.parametrize("spec, model_class", [("vit-test", "ViTModel"), ("resnet-test", "ResNetModel"),

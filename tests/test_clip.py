@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import assert_no_local_paths, run_cli, run_python
+from conftest import assert_no_local_paths, run_cli, run_python, step_done
 from test_losses_clip import pseudocode_loss
 
 from hf_ssl.data.captions import EVAL_TEMPLATES, TRAIN_TEMPLATES, prompt_name, template_captions
@@ -21,7 +21,7 @@ from hf_ssl.data.collators import ImageCaptionCollator, ImageCaptionDataset
 from hf_ssl.data.tokenizers import train_clip_bpe
 from hf_ssl.evaluation.image_text import retrieval_recall, top_k_accuracy, zero_shot_weights
 from hf_ssl.modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
 MINILM = None
 try:
@@ -96,7 +96,7 @@ def test_temperature_is_learned_and_clipped_at_100():
     assert output.logit_scale.item() == pytest.approx(100.0)  # exp(t) clipped in the loss ...
     output.loss.backward()
     assert model.clip.logit_scale.grad.abs().item() == 0.0  # ... which passes no gradient to t above the clip
-    model.momentum_update(1.0)  # and the per-step hook brings the exported parameter back to log(100)
+    step_done(model, 1.0)  # and the per-step hook brings the exported parameter back to log(100)
     assert model.clip.logit_scale.item() == pytest.approx(math.log(100.0))
 
 

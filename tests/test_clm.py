@@ -18,7 +18,7 @@ VOCAB = 300
 
 def _tiny_clm():
     from hf_ssl.modeling.clm import CLMConfig, CLMForPreTraining
-    from hf_ssl.nn.backbone import backbone_config_from_spec
+    from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
     backbone, _ = backbone_config_from_spec("gpt2-test", vocab_size=VOCAB)
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import torch
 from conftest import joint_embedding_methods, primed_eval_model, step_done
 from hf_ssl.modeling.method_model import MethodModel
 
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.registry import METHODS
 from hf_ssl.training.pretrain import PretrainArguments, build_config
 

@@ -7,7 +7,7 @@ import torch
 
 from hf_ssl import MAEConfig, MAEForPreTraining
 from hf_ssl.errors import HfSslError
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.masking import random_masking
 from hf_ssl.nn.patches import sincos_position_embedding
 

@@ -135,7 +135,7 @@ def test_mlm_loss_matches_the_notes_formula_in_float64():
 
 def _tiny_mlm(nsp=False):
     from hf_ssl.modeling.mlm import MLMConfig, MLMForPreTraining
-    from hf_ssl.nn.backbone import backbone_config_from_spec
+    from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
     backbone, _ = backbone_config_from_spec("bert-test", vocab_size=VOCAB, pad_token_id=PAD_ID)
     config = MLMConfig(backbone_config=backbone, max_length=64, mask_token_id=MASK_ID, nsp=nsp)

@@ -15,7 +15,7 @@ from conftest import run_cli, step_done, tiny_backbone_config
 from hf_ssl import get_method
 from hf_ssl.losses.info_nce import info_nce_loss
 from hf_ssl.modeling.moco import MoCoConfig, MoCoForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
 TINY_HEADS = dict(projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=32, queue_size=64)
 

@@ -9,7 +9,7 @@ from conftest import tiny_backbone_config
 
 from hf_ssl import SimCLRConfig, SimCLRForPreTraining
 from hf_ssl.losses.nt_xent import nt_xent_loss
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
 
 def tiny_config(backbone: str = "resnet-test", **kwargs) -> SimCLRConfig:

@@ -8,13 +8,9 @@ import zlib
 
 import pytest
 
-from hf_ssl.data.text import (
-    AUSTEN_NOVELS,
-    find_austen_data_dir,
-    is_held_out,
-    load_text_corpus,
-    read_r_lazyload_db,
-)
+from hf_ssl.data.austen import AUSTEN_NOVELS, find_austen_data_dir
+from hf_ssl.data.r_serialization import read_r_lazyload_db
+from hf_ssl.data.text import is_held_out, load_text_corpus
 from hf_ssl.errors import HfSslError
 
 

@@ -7,14 +7,20 @@ __version__ = "0.1.0"
 
 from . import modeling  # noqa: F401  (registers the methods)
 from .errors import HfSslError
+from .modeling.autoencoder import AutoencoderConfig, AutoencoderForPreTraining
 from .modeling.barlow_twins import BarlowTwinsConfig, BarlowTwinsForPreTraining
 from .modeling.beit import BEiTConfig, BEiTForPreTraining
 from .modeling.byol import BYOLConfig, BYOLForPreTraining
 from .modeling.clip import CLIPForPreTraining, CLIPPretrainingConfig
 from .modeling.colorization import ColorizationConfig, ColorizationForPreTraining
+from .modeling.context_encoder import ContextEncoderConfig, ContextEncoderForPreTraining
+from .modeling.denoising_autoencoder import DenoisingAutoencoderConfig, DenoisingAutoencoderForPreTraining
 from .modeling.dino import DINOConfig, DINOForPreTraining
+from .modeling.jigsaw import JigsawConfig, JigsawForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
+from .modeling.relative_patch_location import RelativePatchLocationConfig, RelativePatchLocationForPreTraining
+from .modeling.rotation import RotationConfig, RotationForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
 from .modeling.simmim import SimMIMConfig, SimMIMForPreTraining
 from .modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
@@ -29,5 +35,9 @@ __all__ = [
     "MoCoForPreTraining", "Preset", "SimCLRConfig", "SimCLRForPreTraining", "SimSiamConfig", "SimSiamForPreTraining",
     "SwAVConfig", "SwAVForPreTraining", "VICRegConfig", "VICRegForPreTraining", "get_method", "__version__",
     "BEiTConfig", "BEiTForPreTraining", "SimMIMConfig", "SimMIMForPreTraining", "VisualVQConfig",
-    "VisualVQModel", "ColorizationConfig", "ColorizationForPreTraining",
+    "VisualVQModel", "RotationConfig", "RotationForPreTraining",
+    "RelativePatchLocationConfig", "RelativePatchLocationForPreTraining", "JigsawConfig", "JigsawForPreTraining",
+    "AutoencoderConfig", "AutoencoderForPreTraining", "DenoisingAutoencoderConfig",
+    "DenoisingAutoencoderForPreTraining", "ContextEncoderConfig", "ContextEncoderForPreTraining",
+    "ColorizationConfig", "ColorizationForPreTraining",
 ]

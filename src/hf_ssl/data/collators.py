@@ -12,23 +12,24 @@ import torch
 from torch import nn
 
 from ..errors import HfSslError
-from .transforms import MultiView, multi_crop_augmentation, random_resized_crop_flip
+from .normalization import PixelNormalization, rescale_pixels
+from .transforms import (MultiView, byol_augmentations, multi_crop_augmentation, random_horizontal_flip,
+                         random_resized_crop_flip, simclr_augmentation)
 
 
 class ImageCollator:
     """`[{"pixel_values": uint8 (C,H,W)}, ...]` -> `{"pixel_values": float (B,C,H,W)}`, augmented and normalised."""
 
     def __init__(self, image_mean: Sequence[float], image_std: Sequence[float], augment: nn.Module | None = None):
-        self.mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.normalize = PixelNormalization(image_mean, image_std)
         self.augment = augment
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        images = torch.stack([example["pixel_values"] for example in examples]).float().div_(255.0)
+        images = rescale_pixels(torch.stack([example["pixel_values"] for example in examples]))
         if self.augment is not None:
             with torch.no_grad():
                 images = self.augment(images)
-        return {"pixel_values": (images - self.mean) / self.std}
+        return {"pixel_values": self.normalize(images)}
 
 
 def crop_flip_collator(config) -> ImageCollator:
@@ -95,16 +96,15 @@ class MultiViewCollator:
         self, image_mean: Sequence[float], image_std: Sequence[float],
         view_transforms: Sequence[nn.Module] | Callable[[torch.Tensor], Sequence[torch.Tensor]],
     ):
-        self.mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.normalize = PixelNormalization(image_mean, image_std)
         if isinstance(view_transforms, (list, tuple)):
             view_transforms = MultiView(view_transforms)
         self.view_transforms = view_transforms
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        images = torch.stack([example["pixel_values"] for example in examples]).float().div_(255.0)
+        images = rescale_pixels(torch.stack([example["pixel_values"] for example in examples]))
         with torch.no_grad():
-            views = [(view - self.mean) / self.std for view in self.view_transforms(images)]
+            views = [self.normalize(view) for view in self.view_transforms(images)]
         split = next((i for i, view in enumerate(views) if view.shape != views[0].shape), len(views))
         first, rest = views[:split], views[split:]
         if any(view.shape != rest[0].shape for view in rest):
@@ -114,6 +114,29 @@ class MultiViewCollator:
         if rest:
             batch["local_pixel_values"] = torch.stack(rest, dim=1)
         return batch
+
+
+def simclr_views_collator(config) -> MultiViewCollator:
+    """Two views of every image through one SimCLR-style pipeline with the config's four augmentation fields:
+    random resized crop (scale `crop_min_scale`-1) + flip, colour jitter of strength `jitter_strength`
+    (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
+    augment = simclr_augmentation(
+        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
+        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
+    )
+    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
+
+
+def byol_views_collator(config) -> MultiViewCollator:
+    """BYOL's two asymmetric view pipelines (Grill et al. 2020, Table 6), with crop scale `crop_min_scale`-1: both
+    random resized crop + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); Gaussian blur
+    p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for view 1 / view 2. Each view is a fresh random draw per image."""
+    return MultiViewCollator(config.image_mean, config.image_std,
+                             byol_augmentations(config.image_size, min_scale=config.crop_min_scale))
+
+
+
+NUM_GLOBAL_CROPS = 2
 
 
 def multi_crop_collator(config) -> MultiViewCollator:
@@ -183,3 +206,10 @@ class ImageCaptionCollator(ImageCollator):
         batch["input_ids"] = input_ids
         batch["attention_mask"] = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
         return batch
+
+
+def flip_collator(config) -> ImageCollator:
+    """One view per image, flipped at random if `config.horizontal_flip`, then normalised: the reconstruction pretext
+    tasks (autoencoders, context encoder), whose target is the image itself."""
+    return ImageCollator(config.image_mean, config.image_std,
+                         augment=random_horizontal_flip() if config.horizontal_flip else None)

@@ -7,7 +7,7 @@ and, where the source has one, a ``label`` column:
 - ``python-docs`` (also ``None``): the docstrings of the Python standard library, real English on every machine
   that has Python (about 5,000 docstrings, 175k words on CPython 3.11); the default for quick runs and tests,
 - ``austen``: Jane Austen's six novels, one paragraph per row, labelled with the novel (Debian package
-  ``r-cran-janeaustenr``, read from R's lazy-load database without R),
+  ``r-cran-janeaustenr``, read from R's lazy-load database without R: :mod:`.austen`),
 - ``text:GLOB``: plain text files, paragraphs separated by blank lines,
 - anything else: a Hub dataset id or a local dataset folder, through ``datasets.load_dataset``.
 
@@ -21,18 +21,16 @@ from __future__ import annotations
 import ast
 import difflib
 import glob
-import gzip
 import inspect
 import os
-import struct
 import sysconfig
 import zlib
-from typing import Any
 
 import datasets
 import numpy as np
 
 from ..errors import HfSslError, first_line
+from .austen import austen_dataset
 
 BUILTIN_TEXT_CORPORA: dict[str, str] = {
     "python-docs": "docstrings of the Python standard library: about 5,000 documents, 175k words of English "
@@ -49,22 +47,6 @@ _STDLIB_SKIP = {
     "test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "dist-packages",
     "__pycache__", "venv", "distutils", "pydoc_data",
 }  # fmt: skip
-
-# The six novels in order of publication, under the names the R package gives them.
-AUSTEN_NOVELS = {
-    "sensesensibility": "Sense & Sensibility",
-    "prideprejudice": "Pride & Prejudice",
-    "mansfieldpark": "Mansfield Park",
-    "emma": "Emma",
-    "northangerabbey": "Northanger Abbey",
-    "persuasion": "Persuasion",
-}
-AUSTEN_DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "hf_ssl", "janeaustenr")
-_AUSTEN_DATA_SUBDIR = os.path.join("usr", "lib", "R", "site-library", "janeaustenr", "data")
-AUSTEN_HOW_TO_GET = (
-    "cd /tmp && apt-get download r-cran-janeaustenr && "
-    f"dpkg -x r-cran-janeaustenr_*.deb {AUSTEN_DEFAULT_DIR} (or pass --data_dir DIR where it was extracted)"
-)
 
 
 def load_text_corpus(
@@ -85,7 +67,7 @@ def load_text_corpus(
         table = {"text": python_docstrings()}
         corpus = datasets.Dataset.from_dict(table)
     elif spec == "austen":
-        corpus = _austen_dataset(data_dir)
+        corpus = austen_dataset(data_dir)
     elif spec.startswith("text:"):
         corpus = _load_text_files(spec.removeprefix("text:"))
     else:
@@ -132,209 +114,6 @@ def python_docstrings() -> list[str]:
     if not seen:
         raise HfSslError(f"found no docstrings in the Python standard library at {root} (is it installed?)")
     return list(seen)
-
-
-# ------------------------------------------------------------------------------------------------ austen
-
-
-def find_austen_data_dir(data_dir: str | None = None) -> str:
-    """The folder holding janeaustenr's ``Rdata.rdx``/``Rdata.rdb``: under ``data_dir`` (the extraction root of
-    the Debian package, the package folder, or the ``data`` folder itself), else under the default location."""
-    roots = [data_dir] if data_dir else [AUSTEN_DEFAULT_DIR, "/"]
-    for root in roots:
-        for sub in (_AUSTEN_DATA_SUBDIR, "data", ""):
-            candidate = os.path.join(root, sub)
-            if os.path.isfile(os.path.join(candidate, "Rdata.rdx")):
-                return candidate
-    where = data_dir or AUSTEN_DEFAULT_DIR
-    raise HfSslError(f"Jane Austen's novels not found in {where}: {AUSTEN_HOW_TO_GET}")
-
-
-def read_austen_novels(data_dir: str | None = None) -> dict[str, list[str]]:
-    """Each novel as its list of lines (R's character vectors), keyed by the package's object names."""
-    path = find_austen_data_dir(data_dir)
-    objects = read_r_lazyload_db(os.path.join(path, "Rdata"))
-    missing = [name for name in AUSTEN_NOVELS if name not in objects]
-    if missing:
-        raise HfSslError(f"{path}/Rdata.rdb lacks the novels {', '.join(missing)}: not janeaustenr's data")
-    return {name: objects[name] for name in AUSTEN_NOVELS}
-
-
-def austen_paragraphs(lines: list[str | None]) -> list[str]:
-    """Lines joined into paragraphs: blank (or NA) lines separate paragraphs, the lines of one are joined by a
-    space."""
-    paragraphs, current = [], []
-    for line in lines:
-        line = (line or "").strip()
-        if line:
-            current.append(line)
-        elif current:
-            paragraphs.append(" ".join(current))
-            current = []
-    if current:
-        paragraphs.append(" ".join(current))
-    return paragraphs
-
-
-def _austen_dataset(data_dir: str | None) -> datasets.Dataset:
-    novels = read_austen_novels(data_dir)
-    texts, labels = [], []
-    for label, lines in enumerate(novels.values()):
-        paragraphs = austen_paragraphs(lines)
-        texts += paragraphs
-        labels += [label] * len(paragraphs)
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=list(AUSTEN_NOVELS.values()))})
-    return datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features)
-
-
-def read_r_lazyload_db(prefix: str) -> dict[str, Any]:
-    """All objects of an R lazy-load database (``PREFIX.rdx`` index + ``PREFIX.rdb`` records), as Python values.
-
-    The index is an R-serialized list whose ``variables`` element maps each object's name to its (offset, length)
-    in the ``.rdb`` file; it is gzip-compressed (``saveRDS``) or, like every record, a 4-byte big-endian
-    uncompressed length followed by a zlib stream. Records may also carry a type byte after the length ('Z' zlib,
-    '0' none; bzip2 '2' and xz 'X' are decoded with the standard library too)."""
-    try:
-        with open(prefix + ".rdx", "rb") as f:
-            raw_index = f.read()
-        with open(prefix + ".rdb", "rb") as f:
-            records = f.read()
-    except OSError as e:
-        raise HfSslError(f"cannot read the R lazy-load database {prefix}: {e}") from None
-    try:
-        index_bytes = gzip.decompress(raw_index) if raw_index[:2] == b"\x1f\x8b" else _r_decompress(raw_index)
-        index = unserialize_r(index_bytes)
-        variables = index["variables"]
-        objects = {}
-        for name, (offset, length) in variables.items():
-            offset, length = int(offset), int(length)
-            objects[name] = unserialize_r(_r_decompress(records[offset : offset + length]))
-    except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error, EOFError, OSError) as e:
-        raise HfSslError(f"{prefix}.rdx/.rdb is not a readable R lazy-load database: {first_line(e)}") from None
-    return objects
-
-
-def _r_decompress(record: bytes) -> bytes:
-    """One lazy-load record: 4-byte big-endian length, optional type byte, compressed data (R's R_decompress1-3)."""
-    (length,) = struct.unpack(">I", record[:4])
-    kind = record[4:5]
-    if kind == b"Z":
-        data = zlib.decompress(record[5:])
-    elif kind == b"0":
-        data = record[5:]
-    elif kind == b"2":
-        import bz2
-
-        data = bz2.decompress(record[5:])
-    elif kind == b"X":
-        import lzma
-
-        data = lzma.decompress(record[5:])
-    else:  # compress = TRUE (the default): no type byte
-        data = zlib.decompress(record[4:])
-    if len(data) != length:
-        raise ValueError(f"record decompresses to {len(data)} bytes, its header says {length}")
-    return data
-
-
-# R's SEXP type codes (R Internals, "Serialization formats").
-_NILSXP, _SYMSXP, _LISTSXP, _CHARSXP, _LGLSXP, _INTSXP, _REALSXP, _STRSXP, _VECSXP = 0, 1, 2, 9, 10, 13, 14, 16, 19
-_REFSXP, _NILVALUE_SXP, _GLOBALENV_SXP, _EMPTYENV_SXP, _BASEENV_SXP, _MISSINGARG_SXP = 255, 254, 253, 242, 241, 251
-_NA_INTEGER = -(2**31)
-
-
-def unserialize_r(data: bytes) -> Any:
-    """Decode R's XDR serialization (version 2 or 3) of the values data sets are made of: NULL, logical, integer,
-    double and character vectors, lists, pairlists and symbols, with attributes. A vector with a ``names``
-    attribute becomes a dict; other vectors become lists (NA as None). Anything else (closures, environments,
-    ALTREP objects) raises ValueError: a data set that holds them is not one this reader is for."""
-    return _RReader(data).read_file()
-
-
-class _RReader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos, self.refs = data, 0, []
-
-    def read_file(self) -> Any:
-        if self.data[:2] != b"X\n":
-            raise ValueError(f"not R XDR serialization (starts with {self.data[:2]!r})")
-        self.pos = 2
-        version = self.int()
-        self.int(), self.int()  # the writer's R version and the minimal reader version
-        if version == 3:
-            encoding_length = self.int()
-            self.pos += encoding_length  # skip the native encoding's name
-        elif version != 2:
-            raise ValueError(f"R serialization version {version} is not supported")
-        return self.item()
-
-    def int(self) -> int:
-        (value,) = struct.unpack_from(">i", self.data, self.pos)
-        self.pos += 4
-        return value
-
-    def length(self) -> int:
-        n = self.int()
-        if n == -1:  # long vector: two more ints
-            upper, lower = self.int(), self.int()
-            n = (upper << 32) + lower
-        return n
-
-    def item(self) -> Any:
-        flags = self.int()
-        kind, has_attr, has_tag = flags & 0xFF, bool(flags & (1 << 9)), bool(flags & (1 << 10))
-        if kind in (_NILVALUE_SXP, _NILSXP, _GLOBALENV_SXP, _EMPTYENV_SXP, _BASEENV_SXP, _MISSINGARG_SXP):
-            return None
-        if kind == _REFSXP:
-            index = flags >> 8 or self.int()
-            return self.refs[index - 1]
-        if kind == _SYMSXP:
-            name = self.item()
-            self.refs.append(name)
-            return name
-        if kind == _CHARSXP:
-            n = self.int()
-            if n == -1:
-                return None  # NA_character_
-            text = self.data[self.pos : self.pos + n]
-            self.pos += n
-            # levels bit 3 marks latin-1; UTF-8, ASCII and native strings decode as UTF-8
-            return text.decode("latin-1" if (flags >> 12) & 4 else "utf-8", errors="replace")
-        if kind == _LISTSXP:
-            attributes = self.item() if has_attr else None
-            entries = []
-            while True:  # a pairlist: (tag, car) cells linked through cdr; read the cdr chain iteratively
-                tag = self.item() if has_tag else None
-                entries.append((tag, self.item()))
-                flags = self.int()
-                if flags & 0xFF in (_NILVALUE_SXP, _NILSXP):
-                    break
-                if flags & 0xFF != _LISTSXP:
-                    raise ValueError(f"pairlist ends in an object of type {flags & 0xFF}")
-                has_attr, has_tag = bool(flags & (1 << 9)), bool(flags & (1 << 10))
-                if has_attr:
-                    self.item()
-            del attributes
-            return dict(entries) if all(isinstance(t, str) for t, _ in entries) else [v for _, v in entries]
-        if kind in (_LGLSXP, _INTSXP):
-            n = self.length()
-            values = np.frombuffer(self.data, dtype=">i4", count=n, offset=self.pos).astype(np.int64).tolist()
-            self.pos += 4 * n
-            values = [None if v == _NA_INTEGER else (bool(v) if kind == _LGLSXP else v) for v in values]
-        elif kind == _REALSXP:
-            n = self.length()
-            values = np.frombuffer(self.data, dtype=">f8", count=n, offset=self.pos).astype(np.float64).tolist()
-            self.pos += 8 * n
-        elif kind in (_STRSXP, _VECSXP):
-            values = [self.item() for _ in range(self.length())]
-        else:
-            raise ValueError(f"R object type {kind} is not supported by this reader")
-        attributes = self.item() if has_attr else None
-        names = attributes.get("names") if isinstance(attributes, dict) else None
-        if isinstance(names, list) and len(names) == len(values):
-            return dict(zip(names, values))
-        return values
 
 
 # ---------------------------------------------------------------------------------------------- text files

@@ -23,6 +23,11 @@ def random_resized_crop_flip(image_size: int, min_scale: float = 0.2, horizontal
     return K.AugmentationSequential(*ops)
 
 
+def random_horizontal_flip() -> nn.Module:
+    """A random horizontal flip (p = 0.5), each image its own draw."""
+    return K.AugmentationSequential(K.RandomHorizontalFlip())
+
+
 def blur_kernel_size(image_size: int) -> int:
     """About 10% of the image side, odd and at least 3 (SimCLR appendix A: 23 px at 224; 3 px at 16 or 32)."""
     size = max(3, int(0.1 * image_size))

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 import torch
 from transformers import PreTrainedModel
 
+from ..data.normalization import PixelNormalization, rescale_pixels
 from ..nn.backbone import pooled_features
 
 
@@ -22,14 +23,13 @@ def extract_features(
     projected image embedding)."""
     encoder.eval()
     device = next(encoder.parameters()).device
-    mean = torch.tensor(image_mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(image_std, device=device).view(1, -1, 1, 1)
+    normalize = PixelNormalization(image_mean, image_std)
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     chunks = []
     for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255.0)
+        batch = rescale_pixels(images[start : start + batch_size].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            pixels = (batch - mean) / std
+            pixels = normalize(batch)
             features = embed(pixels) if embed is not None else pooled_features(encoder, pixels, pooling)
         chunks.append(features.float().cpu())
     return torch.cat(chunks)

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
+from ..data.normalization import PixelNormalization, rescale_pixels
 from ..errors import HfSslError, first_line
 
 __all__ = [
@@ -76,18 +77,17 @@ class ImageClassificationCollator:
 
     def __init__(self, image_mean: Sequence[float], image_std: Sequence[float], horizontal_flip: bool = True,
                  seed: int = 0):
-        self.mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.normalize = PixelNormalization(image_mean, image_std)
         self.horizontal_flip = horizontal_flip
         self.augment = True
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        pixels = torch.stack([row["pixel_values"] for row in rows]).float().div_(255.0)
+        pixels = rescale_pixels(torch.stack([row["pixel_values"] for row in rows]))
         if self.augment and self.horizontal_flip:
             flip = torch.rand(pixels.shape[0], generator=self.generator) < 0.5
             pixels = torch.where(flip.view(-1, 1, 1, 1), pixels.flip(-1), pixels)
-        return {"pixel_values": (pixels - self.mean) / self.std,
+        return {"pixel_values": self.normalize(pixels),
                 "labels": torch.stack([torch.as_tensor(row["labels"]) for row in rows]).long()}
 
 

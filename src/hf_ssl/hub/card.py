@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.datasets import hub_dataset_id
 from .plots import plot_entries
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 RUN_INFO_FILE = "training_info.json"   # in OUT/ssl/: everything the card says about training
 EVAL_RESULTS_FILE = "eval_results.json"  # in OUT/: {protocol: {dataset, split, value, ...}}
@@ -78,6 +81,25 @@ def plots_section(out_dir: Path) -> str:
     for entry in entries:
         lines += [f"**{entry['title']}.** {entry['caption']}".rstrip(), "", f"![{entry['title']}]({entry['path']})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def describe_backbone(backbone: PreTrainedModel) -> str:
+    """A short human description for model cards, e.g. "ViT (192 wide, 6 layers, patch 4, 2.7M parameters)"."""
+    config = backbone.config
+    parts = []
+    if getattr(config, "hidden_sizes", None):
+        parts.append("widths " + "-".join(str(w) for w in config.hidden_sizes))
+    elif getattr(config, "hidden_size", None):
+        parts.append(f"{config.hidden_size} wide")
+    if getattr(config, "num_hidden_layers", None):
+        parts.append(f"{config.num_hidden_layers} layers")
+    elif getattr(config, "depths", None):
+        parts.append("depths " + "-".join(str(d) for d in config.depths))
+    if getattr(config, "patch_size", None):
+        parts.append(f"patch {config.patch_size}")
+    count = sum(p.numel() for p in backbone.parameters())
+    parts.append(f"{count / 1e6:.1f}M parameters" if count >= 1e6 else f"{count / 1e3:.0f}K parameters")
+    return f"{type(backbone).__name__.removesuffix('Model')} ({', '.join(parts)})"
 
 
 def read_json(path: Path) -> dict[str, Any]:

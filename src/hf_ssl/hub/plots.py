@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
+from ..data.normalization import PixelNormalization, rescale_pixels
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -206,18 +208,17 @@ def reconstruction_rows(model: MethodModel, images: torch.Tensor, image_mean: Se
     Fig. 2)."""
     model.eval()
     device = next(model.parameters()).device
-    mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
-    original = images.float() / 255.0
-    pixel_values = ((original - mean) / std).to(device)
+    normalize = PixelNormalization(image_mean, image_std)
+    original = rescale_pixels(images)
+    pixel_values = normalize(original).to(device)
     preview = model.preview(pixel_values, generator=torch.Generator().manual_seed(seed))
     if preview is None:
         return None
-    predicted = (preview.reconstruction.float().cpu() * std + mean).clamp(0.0, 1.0)
+    predicted = normalize.invert(preview.reconstruction.float().cpu()).clamp(0.0, 1.0)
     hidden = (torch.ones_like(original[:, :1], dtype=torch.bool) if preview.hidden is None
               else preview.hidden.cpu().bool())
     shown_input = (torch.where(hidden, torch.full_like(original, BLANK_VALUE), original) if preview.model_input is None
-                   else (preview.model_input.float().cpu() * std + mean).clamp(0.0, 1.0))
+                   else normalize.invert(preview.model_input.float().cpu()).clamp(0.0, 1.0))
     return ReconstructionRows(original=original, masked=shown_input,
                               reconstruction=torch.where(hidden, predicted, original), mask=hidden,
                               labels=preview.row_labels)

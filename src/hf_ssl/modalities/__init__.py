@@ -8,7 +8,7 @@ A method names its modality (`Method.modality`: image, image-text, text, words).
   fill-mask, word similarity, ...), on the folder as users load it with plain transformers. `hf-ssl pretrain`
   evaluates the folder it has just written through the same call; `hf-ssl evaluate --model OUT` finds the modality
   with `modality_of_folder`: the one recorded in `OUT/ssl/training_info.json`, or for a folder hf-ssl did not make,
-  the first modality that `recognizes` its config.
+  the one modality that `recognizes` its config.
 
 Modalities take typed inputs (`DataSpec`, `StartingPoint`, `EvaluationSpec`), never the command line's argument bag,
 and they import nothing from `training/` or the CLI. The loop never looks at a method's or a modality's name.
@@ -182,7 +182,7 @@ def read_run_info(model_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def modality_of_folder(model_dir: str | os.PathLike) -> Modality:
-    """The modality of an exported model: the one its run recorded, else the first that recognizes its config (a file
+    """The modality of an exported model: the one its run recorded, else the one that recognizes its config (a file
     is a word2vec text file)."""
     recorded = read_run_info(model_dir).get("modality")
     if recorded:
@@ -195,10 +195,12 @@ def modality_of_folder(model_dir: str | os.PathLike) -> Modality:
         config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise HfSslError(f"cannot load a model from {model_dir}: {first_line(e)}") from None
-    for modality in MODALITIES.values():
-        if modality.recognizes(config):
-            return modality
-    raise HfSslError(f"{model_dir} holds a {config.model_type} model, which no hf-ssl evaluation applies to")
+    recognized = [modality for modality in MODALITIES.values() if modality.recognizes(config)]
+    if len(recognized) == 1:
+        return recognized[0]
+    raise HfSslError(f"{model_dir} holds a {config.model_type} model, which "
+                     + (f"several modalities claim ({', '.join(m.name for m in recognized)})" if recognized
+                        else "no hf-ssl evaluation applies to"))
 
 
-from . import word_vectors, image_text, image, text  # noqa: E402,F401  (each registers itself; order: recognizes())
+from . import image, image_text, text, word_vectors  # noqa: E402,F401  (each registers itself)

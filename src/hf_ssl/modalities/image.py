@@ -21,7 +21,8 @@ from ..hub.export import image_processor_for
 from ..hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_projection, plot_reconstruction_grid,
                          reconstruction_rows, subsample)
 from ..modeling.method_model import MethodModel
-from ..nn.backbone import describe_backbone, is_token_backbone, load_encoder
+from ..hub.card import describe_backbone
+from ..nn.backbone import is_token_backbone, load_encoder
 from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, read_run_info, register_modality
 
 
@@ -43,7 +44,7 @@ class ImageModality(Modality):
                                   data.label_column)
 
     def recognizes(self, config: PretrainedConfig) -> bool:
-        return hasattr(config, "num_channels")
+        return hasattr(config, "num_channels") and getattr(config, "text_config", None) is None
 
     def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset, config) -> list[str]:
         labelled = dataset.label_column is not None and dataset.test_split is not None

@@ -20,7 +20,8 @@ from ..data.tokenizers import load_tokenizer, train_clip_bpe, trained_or_cached_
 from ..errors import HfSslError
 from ..evaluation.image_text import (IMAGE_TEXT_PROTOCOLS, applicable_protocols, evaluate_image_text_model,
                                      image_embeddings, load_image_text_model)
-from ..nn.backbone import describe_backbone, is_checkpoint_spec
+from ..hub.card import describe_backbone
+from ..nn.backbone_presets import is_checkpoint_spec
 from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, register_modality
 from .image import draw_image_plots
 

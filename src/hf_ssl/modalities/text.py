@@ -23,7 +23,7 @@ from ..errors import HfSslError
 from ..evaluation.finetune import finetune_text_classifier
 from ..evaluation.language_modeling import LANGUAGE_PROTOCOLS, evaluate_language_model, load_language_model
 from ..hub.export import portable_value
-from ..nn.backbone import describe_backbone
+from ..hub.card import describe_backbone
 from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, register_modality
 
 
@@ -76,7 +76,14 @@ class TextModality(TextCorpusModality):
         return {"pipeline_tag": config.pipeline_tag, "task_type": config.pipeline_tag}
 
     def recognizes(self, config) -> bool:
-        return hasattr(config, "vocab_size")
+        """A transformers text architecture with a masked- or causal-LM head class (BERT, GPT-2, ...)."""
+        from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                            MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+        image_input = hasattr(config, "num_channels") or getattr(config, "vision_config", None) is not None
+        language_model = (config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+                          or config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+        return language_model and not image_input
 
     def check_protocols(self, protocols: Sequence[str], config=None) -> None:
         super().check_protocols(protocols, config)

@@ -13,6 +13,7 @@ from ..data.word_vocabulary import VOCABULARY_FILE, Word2VecTrainingData, cached
 from ..errors import HfSslError
 from ..evaluation.word_vectors import (WORD_VECTOR_PROTOCOLS, default_protocol_file, evaluate_word_vectors,
                                       load_word_vectors, protocol_files)
+from ..modeling.word2vec.configuration_word2vec import Word2VecConfig
 from ..modeling.word2vec.modeling_word2vec import WORD2VEC_TEXT_FILE
 from . import EvaluationSpec, PreparedData, StartingPoint, register_modality
 from .text import TextCorpus, TextCorpusModality
@@ -30,7 +31,7 @@ class WordVectorModality(TextCorpusModality):
     task_type = "word-similarity"
 
     def recognizes(self, config) -> bool:
-        return config.model_type == "hf_ssl_word2vec"
+        return config.model_type == Word2VecConfig.model_type
 
     def resolve_protocols(self, requested: list[str] | None, dataset: TextCorpus, config) -> list[str]:
         """Usually both, with gensim's WordSim-353 and analogy files; without gensim none (asked for: an error now,

@@ -2,16 +2,22 @@
 The order is the order of `hf-ssl list`."""
 
 from ..registry import register_method
+from .autoencoder import METHOD as AUTOENCODER_METHOD
 from .barlow_twins import METHOD as BARLOW_TWINS_METHOD
 from .beit import METHOD as BEIT_METHOD
 from .byol import METHOD as BYOL_METHOD
 from .clip import METHOD as CLIP_METHOD
 from .clm import METHOD as CLM_METHOD
 from .colorization import METHOD as COLORIZATION_METHOD
+from .context_encoder import METHOD as CONTEXT_ENCODER_METHOD
+from .denoising_autoencoder import METHOD as DENOISING_AUTOENCODER_METHOD
 from .dino import METHOD as DINO_METHOD
+from .jigsaw import METHOD as JIGSAW_METHOD
 from .mae import METHOD as MAE_METHOD
 from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
+from .relative_patch_location import METHOD as RELATIVE_PATCH_LOCATION_METHOD
+from .rotation import METHOD as ROTATION_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
 from .simmim import METHOD as SIMMIM_METHOD
 from .simsiam import METHOD as SIMSIAM_METHOD
@@ -23,6 +29,8 @@ from .word2vec import METHOD as WORD2VEC_METHOD
 for _method in (
     MAE_METHOD, SIMCLR_METHOD, MOCO_METHOD, BYOL_METHOD, SIMSIAM_METHOD, SWAV_METHOD, VICREG_METHOD,
     BARLOW_TWINS_METHOD, DINO_METHOD, CLIP_METHOD, VISUAL_TOKENIZER_METHOD, BEIT_METHOD, SIMMIM_METHOD,
-    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD, COLORIZATION_METHOD,
+    MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD, ROTATION_METHOD, RELATIVE_PATCH_LOCATION_METHOD, JIGSAW_METHOD,
+    AUTOENCODER_METHOD, DENOISING_AUTOENCODER_METHOD, CONTEXT_ENCODER_METHOD,
+    COLORIZATION_METHOD,
 ):
     register_method(_method)

@@ -79,12 +79,15 @@ class ImageMethodConfig(PretrainedConfig):
 def method_config_fields(config_class: type[PretrainedConfig]) -> list[str]:
     """The hyperparameters a method config declares, its own and those of the shared bases above
     `PretrainedConfig` (base fields first), without the nested configs (`backbone_config`, a teacher's or a
-    tokenizer's, filled from a path flag): the CLI's method flags and the card's hyperparameters."""
+    tokenizer's, filled from a path flag) and without the fields a config derives from others (its class attribute
+    `derived_fields`: jigsaw's permutation set, made from `num_permutations` and `permutation_seed`): the CLI's
+    method flags and the card's hyperparameters."""
     names: list[str] = []
     for cls in reversed(config_class.__mro__):
         if issubclass(cls, PretrainedConfig) and cls is not PretrainedConfig:
             names += [n for n in cls.__dict__.get("__annotations__", {}) if n not in names]
     sub_configs = set(getattr(config_class, "sub_configs_defaults", {})) | {"backbone_config"}
+    sub_configs |= set(getattr(config_class, "derived_fields", ()))
     return [n for n in names if n not in sub_configs and not n.startswith("_")]
 
 

@@ -1,7 +1,8 @@
 """What joint-embedding methods (SimCLR, MoCo, BYOL, SimSiam, SwAV, VICReg, Barlow Twins, DINO) share on top of
 `image_method`: the input-size default of conv backbones, the cross-process switch, the initialisation of
-their heads, and turning a (B, V, C, H, W) batch of views into one backbone call. A method's folder adds its
-heads, its loss and its per-step hook (`on_optimizer_step`)."""
+their heads, their augmentation fields, and turning a (B, V, C, H, W) batch of views into one backbone call. A
+method's folder adds its heads, its loss and its per-step hook (`on_optimizer_step`); the collators of the views
+are in `data/collators.py`."""
 
 from __future__ import annotations
 
@@ -36,6 +37,60 @@ class JointEmbeddingConfig(ImageMethodConfig):
         # embeddings; for conv backbones it is an extra attribute that round-trips through config.json).
         if getattr(self.backbone_config, "image_size", None) is None:
             self.backbone_config.image_size = DEFAULT_IMAGE_SIZE
+
+
+@strict
+class TwoViewAugmentationConfig(JointEmbeddingConfig):
+    r"""
+    The augmentation fields of the two-view methods (SimCLR, SimSiam, BYOL, VICReg, Barlow Twins, MoCo), declared
+    once. Each view is a random resized crop + flip, then colour distortion; the defaults are SimCLR's pipeline
+    (Chen et al. 2020, Appendix A).
+
+    crop_min_scale (`float`, defaults to 0.08): smallest area of the random resized crop of both views.
+    jitter_strength (`float`, defaults to 1.0): s of the colour jitter, brightness/contrast/saturation 0.8 s and
+        hue 0.2 s, applied with p = 0.8 (Appendix A; s = 0.5 is MoCo v2's 0.4/0.4/0.4/0.1).
+    blur_probability (`float`, defaults to 0.5): Gaussian blur (sigma 0.1-2) probability (SimCLR uses 0 on
+        CIFAR-10).
+    grayscale_probability (`float`, defaults to 0.2): random grayscale probability.
+
+    A method has the fields named in its `augmentation_fields` (all four by default; BYOL's fixed asymmetric
+    pipelines expose only `crop_min_scale`). They become fields of the method's own config class, declared after
+    the fields it declares itself, so its `--help` flags, card hyperparameters and `to_dict()` keep the order
+    they had when each method declared them (fields inherited from a base class would come first). A method whose
+    paper has another default redeclares that field in its class body (with a comment citing the paper); the
+    declaration then stays where the method puts it.
+    """
+
+    # The declarations: name -> (type, default). Not annotations, so that they are no field of this base class.
+    _augmentation_field_specs = {
+        "crop_min_scale": (float, 0.08),
+        "jitter_strength": (float, 1.0),
+        "blur_probability": (float, 0.5),
+        "grayscale_probability": (float, 0.2),
+    }
+    augmentation_fields = tuple(_augmentation_field_specs)
+
+    def __init_subclass__(cls, **kwargs):
+        # Runs before PretrainedConfig.__init_subclass__ makes `cls` a dataclass: add the missing augmentation
+        # fields to its own annotations, after the ones its body declares.
+        annotations = cls.__dict__.get("__annotations__")
+        if annotations is None:
+            annotations = {}
+            cls.__annotations__ = annotations
+        inherited = getattr(cls, "__dataclass_fields__", {})  # a subclass of a method config has them already
+        for name in cls.augmentation_fields:
+            if name not in annotations and name not in inherited:
+                annotations[name], default = TwoViewAugmentationConfig._augmentation_field_specs[name]
+                setattr(cls, name, default)
+        super().__init_subclass__(**kwargs)
+
+    def validate_two_view_augmentation(self):
+        # crop_min_scale is checked by ImageMethodConfig.validate_crop_scale, as for every method's crop
+        if "jitter_strength" in self.augmentation_fields and self.jitter_strength < 0:
+            raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
+        for name in ("blur_probability", "grayscale_probability"):
+            if name in self.augmentation_fields and not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 NUM_GLOBAL_CROPS = 2
@@ -190,5 +245,6 @@ def per_image(tensor: torch.Tensor, num_views: int) -> torch.Tensor:
 
 
 __all__ = [
-    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "per_image",
+    "NUM_GLOBAL_CROPS", "JointEmbeddingConfig", "JointEmbeddingModel", "MultiCropConfig", "TwoViewAugmentationConfig",
+    "per_image",
 ]

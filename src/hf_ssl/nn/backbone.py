@@ -1,117 +1,28 @@
 """Any transformers vision model as the encoder of an SSL method.
 
 An SSL method wraps a *stock* transformers backbone (ViT, ResNet, ConvNeXt, ...): it is built from a
-config, a preset name or a checkpoint, it yields one pooled feature vector per image for evaluation,
-and it is exported as itself (``save_pretrained``) so that plain transformers loads it. Nothing here
-knows about any SSL method.
+config (what ``--backbone`` names is resolved to one by :mod:`.backbone_presets`), may start from a
+checkpoint's weights, yields one pooled feature vector per image for evaluation, and is exported as itself
+(``save_pretrained``) so that plain transformers loads it. Nothing here knows about any SSL method.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import json
 import math
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..errors import HfSslError, first_line
-
-# Named architectures: `--backbone NAME`. "*-test" ones are the tiny configs of the test suite.
-# ViTs follow DeiT/ViT naming (Ti 192, S 384, B 768, L 1024 wide); patch and image size are set by
-# the method's preset because they depend on the data (32 px Fashion-MNIST vs 224 px ImageNet).
-BACKBONE_PRESETS: dict[str, dict] = {
-    "vit-test": dict(model_type="vit", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, image_size=16, patch_size=4),
-    "vit-tiny": dict(model_type="vit", hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
-                     intermediate_size=768),
-    "vit-small": dict(model_type="vit", hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                      intermediate_size=1536),
-    "vit-base": dict(model_type="vit", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                     intermediate_size=3072),
-    "vit-large": dict(model_type="vit", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                      intermediate_size=4096),
-    "resnet-test": dict(model_type="resnet", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                        layer_type="basic"),
-    "resnet18": dict(model_type="resnet", embedding_size=64, hidden_sizes=[64, 128, 256, 512],
-                     depths=[2, 2, 2, 2], layer_type="basic"),
-    "resnet50": dict(model_type="resnet", embedding_size=64, hidden_sizes=[256, 512, 1024, 2048],
-                     depths=[3, 4, 6, 3], layer_type="bottleneck"),
-    "convnext-test": dict(model_type="convnext", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
-    "convnext-tiny": dict(model_type="convnext", hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3]),
-    # Image-text pairs of towers (CLIP). The text vocabulary is set from the tokenizer at training time.
-    "clip-test": dict(model_type="clip", projection_dim=16,
-                      vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                         intermediate_size=64, image_size=16, patch_size=4),
-                      text_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                       intermediate_size=64, max_position_embeddings=77)),
-    "clip-small": dict(model_type="clip", projection_dim=128,
-                       vision_config=dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
-                                          intermediate_size=768, image_size=32, patch_size=4),
-                       text_config=dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                                        intermediate_size=512, max_position_embeddings=77)),
-    # the paper's ViT-B/16 image tower and 63M-parameter text transformer (512 wide, 12 layers, 77 tokens)
-    "clip-vit-b16": dict(model_type="clip", projection_dim=512,
-                         vision_config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                            intermediate_size=3072, image_size=224, patch_size=16),
-                         text_config=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=8,
-                                          intermediate_size=2048, max_position_embeddings=77)),
-    # Text models (mlm, clm). The vocabulary and special token ids are set from the tokenizer at training time.
-    # "mini" is Turc et al. 2019's BERT-Mini size (4 layers, 256 wide); "base" is BERT-base / GPT-2 small.
-    "bert-test": dict(model_type="bert", hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=128, max_position_embeddings=128),
-    "bert-mini": dict(model_type="bert", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                      intermediate_size=1024, max_position_embeddings=512),
-    "bert-base": dict(model_type="bert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                      intermediate_size=3072, max_position_embeddings=512),
-    "gpt2-test": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=2, n_positions=128),
-    "gpt2-mini": dict(model_type="gpt2", n_embd=256, n_layer=4, n_head=4, n_positions=512),
-    "gpt2-base": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, n_positions=1024),
-}
+from .backbone_presets import require_safetensors
 
 # Token-sequence backbones whose pooler we drop: the exported checkpoint then has exactly the
 # weights `AutoModelForImageClassification` reuses (it builds these without a pooler too).
 _NO_POOLER_MODEL_TYPES = {"vit", "deit", "beit", "data2vec-vision", "dinov2"}
-
-
-def backbone_config_from_spec(spec: str | os.PathLike, **overrides) -> tuple[PretrainedConfig, str | None]:
-    """Resolve ``--backbone``: a preset name, a config JSON file, or a checkpoint folder / Hub id.
-
-    Returns the config (with ``overrides`` applied) and, for a checkpoint, where its weights are.
-    """
-    spec = str(spec)
-    if spec in BACKBONE_PRESETS:
-        kwargs = dict(BACKBONE_PRESETS[spec])
-        model_type = kwargs.pop("model_type")
-        return CONFIG_MAPPING[model_type](**{**kwargs, **overrides}), None
-    if spec.endswith(".json"):
-        if not os.path.isfile(spec):
-            raise HfSslError(f"backbone config file {spec} does not exist")
-        try:
-            with open(spec, encoding="utf-8") as f:
-                config_dict = json.load(f)
-            model_type = config_dict.pop("model_type")
-            return CONFIG_MAPPING[model_type](**{**config_dict, **overrides}), None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise HfSslError(f"backbone config {spec} is not a transformers config: {first_line(e)}") from None
-    if os.path.isdir(spec):
-        _require_safetensors(spec)
-    elif spec.startswith((".", os.path.sep)):  # a local path (Hub ids never start so) that is not there
-        raise HfSslError(f"backbone checkpoint {spec} does not exist")
-    try:
-        config = AutoConfig.from_pretrained(spec, **overrides)
-    except (OSError, ValueError, KeyError) as e:
-        names = ", ".join(BACKBONE_PRESETS)
-        raise HfSslError(
-            f"unknown backbone '{spec}' (not a preset [{names}], a config .json, a checkpoint folder or a "
-            f"reachable Hub id): {first_line(e)}"
-        ) from None
-    return config, spec
 
 
 def build_backbone(config: PretrainedConfig) -> PreTrainedModel:
@@ -122,7 +33,7 @@ def build_backbone(config: PretrainedConfig) -> PreTrainedModel:
 def load_backbone_weights(backbone: PreTrainedModel, checkpoint: str) -> None:
     """Copy a checkpoint's weights (safetensors only) into ``backbone``; every backbone weight must be found."""
     if os.path.isdir(checkpoint):
-        _require_safetensors(checkpoint)
+        require_safetensors(checkpoint)
     try:
         source_config = AutoConfig.from_pretrained(checkpoint)
         pretrained = AutoModel.from_pretrained(checkpoint, use_safetensors=True, **_model_kwargs(source_config))
@@ -147,7 +58,7 @@ def load_encoder(folder: str | os.PathLike):
 
     folder = str(folder)
     if os.path.isdir(folder):
-        _require_safetensors(folder)
+        require_safetensors(folder)
     try:
         config = AutoConfig.from_pretrained(folder)
         encoder = AutoModel.from_pretrained(folder, use_safetensors=True, **_model_kwargs(config))
@@ -155,30 +66,6 @@ def load_encoder(folder: str | os.PathLike):
     except (OSError, ValueError) as e:
         raise HfSslError(f"cannot load an encoder from {folder}: {first_line(e)}") from None
     return encoder, processor
-
-
-def is_checkpoint_spec(spec: str) -> bool:
-    """True when a `--backbone` value names weights to start from rather than an architecture."""
-    return spec not in BACKBONE_PRESETS and not spec.endswith(".json")
-
-
-def describe_backbone(backbone: PreTrainedModel) -> str:
-    """A short human description for model cards, e.g. "ViT (192 wide, 6 layers, patch 4, 2.7M parameters)"."""
-    config = backbone.config
-    parts = []
-    if getattr(config, "hidden_sizes", None):
-        parts.append("widths " + "-".join(str(w) for w in config.hidden_sizes))
-    elif getattr(config, "hidden_size", None):
-        parts.append(f"{config.hidden_size} wide")
-    if getattr(config, "num_hidden_layers", None):
-        parts.append(f"{config.num_hidden_layers} layers")
-    elif getattr(config, "depths", None):
-        parts.append("depths " + "-".join(str(d) for d in config.depths))
-    if getattr(config, "patch_size", None):
-        parts.append(f"patch {config.patch_size}")
-    count = sum(p.numel() for p in backbone.parameters())
-    parts.append(f"{count / 1e6:.1f}M parameters" if count >= 1e6 else f"{count / 1e3:.0f}K parameters")
-    return f"{type(backbone).__name__.removesuffix('Model')} ({', '.join(parts)})"
 
 
 def is_token_backbone(config: PretrainedConfig) -> bool:
@@ -261,17 +148,3 @@ def _interpolates(backbone: nn.Module) -> bool:
 
 def _model_kwargs(config: PretrainedConfig) -> dict:
     return {"add_pooling_layer": False} if config.model_type in _NO_POOLER_MODEL_TYPES else {}
-
-
-def _require_safetensors(folder: str) -> None:
-    files = os.listdir(folder)
-    if any(f.endswith(".safetensors") for f in files):
-        return
-    if any(f.endswith((".bin", ".pt", ".pth", ".ckpt")) for f in files):
-        raise HfSslError(
-            f"checkpoint {folder} has only pickle weights (.bin/.pt); hf-ssl reads safetensors only: convert it "
-            "with `model.save_pretrained(dir)` in a trusted environment"
-        )
-    if not (Path(folder) / "config.json").is_file():
-        raise HfSslError(f"{folder} is not a checkpoint folder (no config.json)")
-

@@ -53,11 +53,6 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return _all_reduce(tensor, dist.ReduceOp.SUM)
 
 
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """Element-wise mean over processes (no gradient), for statistics such as DINO's center."""
-    return _all_reduce(tensor, dist.ReduceOp.SUM) / world_size()
-
-
 def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     """Element-wise maximum over processes (no gradient), e.g. a global shift before exp()."""
     return _all_reduce(tensor, dist.ReduceOp.MAX)

@@ -28,7 +28,7 @@ from ..hub.push import push_folder, validate_repo_id
 from ..modalities import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, get_modality
 from ..modeling.image_method import method_config_fields
 from ..modeling.method_model import MethodModel
-from ..nn.backbone import backbone_config_from_spec, is_checkpoint_spec
+from ..nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
 from .callbacks import CollapseMonitorCallback, LossTermsCallback, OptimizerStepCallback, unwrap_model
 

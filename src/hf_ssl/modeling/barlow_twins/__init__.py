@@ -1,18 +1,10 @@
 """Barlow Twins (Zbontar, Jing, Misra, LeCun, Deny, ICML 2021)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations
+from ...data.collators import byol_views_collator
 from ...registry import Method, Preset
+from ..presets import CIFAR_STEM_NOT_DONE, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset, trained_with_adamw_not_lars
 from .configuration_barlow_twins import BarlowTwinsConfig
 from .modeling_barlow_twins import BarlowTwinsForPreTraining, BarlowTwinsOutput
-
-
-def make_collator(config: BarlowTwinsConfig) -> MultiViewCollator:
-    """BYOL's two asymmetric view pipelines, which the paper follows (Sec. 3, "Image augmentations"): crop
-    (scale crop_min_scale-1) + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); blur
-    p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for the first / second view. Fresh random draws per image."""
-    views = byol_augmentations(config.image_size, config.crop_min_scale)
-    return MultiViewCollator(config.image_mean, config.image_std, views)
 
 
 # The paper trains with LARS (lr 0.2 for weights and 0.0048 for biases and BatchNorm, weight decay 1.5e-6,
@@ -27,15 +19,14 @@ _OPTIM = dict(weight_decay=0.05, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, projector 32-32-32 (lambda_offdiag 1/32): a step in milliseconds, "
-        "for tests",
+        tiny_preset("16 px, projector 32-32-32 (lambda_offdiag 1/32)"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=32, lambda_offdiag=1 / 32),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), projector 2048-2048-2048 (4x the 512 features, as the "
+        f"{SMALL_RESNET}, projector 2048-2048-2048 (4x the 512 features, as the "
         "paper's 8192 is 4x ResNet-50's 2048; solo-learn's CIFAR ResNet-18 setting), lambda_offdiag 5e-3: "
         "small images on a CPU",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
@@ -64,19 +55,19 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    # BYOL's two asymmetric view pipelines, which the paper follows (Sec. 3, "Image augmentations")
+    make_collator=byol_views_collator,
     tags=("non-contrastive", "information-maximization"),
     display_name="Barlow Twins",
     limitations=(
-        "Trained with AdamW (lr 5e-4 x batch / 256, weight decay 0.05, the VICRegL authors' AdamW recipe for the "
-        "closely related VICReg loss; no AdamW recipe for Barlow Twins is published) and a cosine schedule, not "
-        "the paper's LARS (lr 0.2 for weights, 0.0048 for biases and BatchNorm, weight decay 1.5e-6), which "
-        "transformers does not provide. lambda_offdiag = 5e-3 was tuned for an 8192-wide projector; the loss "
+        trained_with_adamw_not_lars("lr 0.2 for weights, 0.0048 for biases and BatchNorm, weight decay 1.5e-6",
+                                    "lr 5e-4 x batch / 256, weight decay 0.05, the VICRegL authors' AdamW recipe for "
+                                    "the closely related VICReg loss; no AdamW recipe for Barlow Twins is published")
+        + ". lambda_offdiag = 5e-3 was tuned for an 8192-wide projector; the loss "
         "balance depends on the width and the authors give no rule for smaller ones (1 / D is used for the tiny "
         "preset). The cross-correlation uses the global batch, but the backbone's and projector's BatchNorm "
-        "normalise over each process's own 2 x per-device batch (the paper synchronises them). At 32 px the "
-        "ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 of the image; CIFAR variants replace it with "
-        "a 3x3 stride-1 conv, not done here."
+        "normalise over each process's own 2 x per-device batch (the paper synchronises them). "
+        f"{RESNET_STEM_AT_32_PX}; {CIFAR_STEM_NOT_DONE}."
     ),
 )
 

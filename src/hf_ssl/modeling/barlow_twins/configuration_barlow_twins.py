@@ -13,11 +13,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ..joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import TwoViewAugmentationConfig
 
 
 @strict
-class BarlowTwinsConfig(JointEmbeddingConfig):
+class BarlowTwinsConfig(TwoViewAugmentationConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder (any transformers vision backbone; the paper's is a
         ResNet-50, `ResNetConfig`). Its `image_size` (ViT's own field; an extra attribute on conv configs, 224
@@ -39,9 +39,10 @@ class BarlowTwinsConfig(JointEmbeddingConfig):
         `BatchNorm1d(affine=False)`, whose default eps this is).
     gather_distributed (`bool`, defaults to `True`): standardise and correlate over the projections of all
         processes (the reference code's SyncBatchNorm and all-reduce of C), not only the local ones.
-    crop_min_scale (`float`, defaults to 0.08): smallest area of the random resized crop of both views (the
-        paper follows BYOL's augmentations: crop 0.08-1, flip, colour jitter 0.4/0.4/0.2/0.1 with p = 0.8,
-        grayscale p = 0.2, blur p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for the two views).
+    crop_min_scale (`float`, defaults to 0.08; `TwoViewAugmentationConfig`): smallest area of the random resized
+        crop of both views (the paper follows BYOL's augmentations: crop 0.08-1, flip, colour jitter
+        0.4/0.4/0.2/0.1 with p = 0.8, grayscale p = 0.2, blur p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for the
+        two views).
     initializer_range (`float`, defaults to 0.01): std of the normal init of the projector's linear layers
         (close to PyTorch's default that the reference code uses for 2048- and 8192-wide inputs, std
         1 / sqrt(3 fan_in) = 0.013 and 0.006).
@@ -54,7 +55,7 @@ class BarlowTwinsConfig(JointEmbeddingConfig):
     projection_dim: int = 8192
     lambda_offdiag: float = 5e-3
     standardization_eps: float = 1e-5
-    crop_min_scale: float = 0.08
+    augmentation_fields = ("crop_min_scale",)  # BYOL's pipelines are fixed apart from the crop scale
 
     def validate_barlow_twins(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""

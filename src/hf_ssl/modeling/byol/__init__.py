@@ -1,18 +1,12 @@
 """BYOL (Grill et al., NeurIPS 2020)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations
+from ...data.collators import byol_views_collator
 from ...registry import Method, Preset
+from ..presets import (
+    PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, TINY_RESNET, trained_with_adamw_not_lars,
+)
 from .configuration_byol import BYOLConfig
 from .modeling_byol import BYOLForPreTraining, BYOLOutput
-
-
-def make_collator(config: BYOLConfig) -> MultiViewCollator:
-    """The two asymmetric view pipelines of Table 6: both random resized crop (scale crop_min_scale-1) + flip,
-    colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); Gaussian blur p = 1.0 for view 1 and 0.1 for
-    view 2, solarisation p = 0 for view 1 and 0.2 for view 2. Each view is a fresh random draw per image."""
-    return MultiViewCollator(config.image_mean, config.image_std,
-                             byol_augmentations(config.image_size, min_scale=config.crop_min_scale))
 
 
 # The paper trains with LARS (lr 0.2 x batch / 256, weight decay 1.5e-6, biases and BN excluded from both, 10
@@ -28,15 +22,14 @@ _OPTIM = dict(weight_decay=1.5e-6, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, projector 16 -> 32 -> 16 and predictor 16 -> 32 -> 16: a fast step, "
-        "for tests",
+        f"{TINY_RESNET}, 16 px, projector 16 -> 32 -> 16 and predictor 16 -> 32 -> 16: a fast step, for tests",
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=32),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), projector 512 -> 1024 -> 256 and predictor "
+        f"{SMALL_RESNET}, projector 512 -> 1024 -> 256 and predictor "
         "256 -> 1024 -> 256 (the paper's hidden = 2 x the 2048 ResNet-50 features, output 256), tau 0.996 -> 1",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=1024, projection_dim=256, prediction_hidden_dim=1024),
@@ -64,17 +57,16 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=byol_views_collator,  # the two asymmetric view pipelines of Table 6
     tags=("non-contrastive", "momentum-encoder"),
     display_name="BYOL",
     limitations=(
-        "Trained with AdamW and a cosine schedule, not the paper's LARS (lr 0.2 x batch / 256 = 3.2 at batch 4096, "
-        "weight decay 1.5e-6, biases and BatchNorm excluded from LARS adaptation and decay), which transformers does "
-        "not provide; the AdamW learning rates are not the paper's and were not tuned here. BatchNorm normalises "
-        "over each process's own 2 x per-device batch (both views together), not over the global batch per view "
-        "as the paper's synchronised BN does. The target EMA follows the paper's cosine schedule of tau "
-        "(0.996 -> 1) over the run's optimizer steps, so its pace depends on --max_steps / epochs. At 32 px the "
-        "ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 of the image."
+        trained_with_adamw_not_lars("lr 0.2 x batch / 256 = 3.2 at batch 4096, weight decay 1.5e-6, biases and "
+                                    "BatchNorm excluded from LARS adaptation and decay")
+        + "; the AdamW learning rates are not the paper's and were not tuned here. "
+        f"{PER_PROCESS_BATCH_NORM} (both views together), not over the global batch per view as the paper's "
+        "synchronised BN does. The target EMA follows the paper's cosine schedule of tau (0.996 -> 1) over the "
+        f"run's optimizer steps, so its pace depends on --max_steps / epochs. {RESNET_STEM_AT_32_PX}."
     ),
 )
 

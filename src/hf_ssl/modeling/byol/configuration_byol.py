@@ -13,11 +13,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ..joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import TwoViewAugmentationConfig
 
 
 @strict
-class BYOLConfig(JointEmbeddingConfig):
+class BYOLConfig(TwoViewAugmentationConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder f_theta (any transformers vision backbone; the paper's is a
         ResNet-50, `ResNetConfig`). Its `image_size` is the training resolution. The online encoder is exported
@@ -29,8 +29,8 @@ class BYOLConfig(JointEmbeddingConfig):
     base_momentum (`float`, defaults to 0.996): tau_base of the target EMA xi <- tau xi + (1 - tau) theta, with
         tau = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2 at step k of K (Sec. 3.3). 1 freezes the target at its
         initial weights; 0 makes it a copy of the online network (the paper's Table 5a: collapse-prone).
-    crop_min_scale (`float`, defaults to 0.08): smallest area of the random resized crop of both views
-        (Table 6). The rest of the asymmetric pipeline (blur p = 1.0 / 0.1, solarisation p = 0 / 0.2, colour
+    crop_min_scale (`float`, defaults to 0.08; `TwoViewAugmentationConfig`): smallest area of the random resized
+        crop of both views (Table 6). The rest of the asymmetric pipeline (blur p = 1.0 / 0.1, solarisation p = 0 / 0.2, colour
         jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale p = 0.2) is the paper's and fixed.
     gather_distributed (`bool`): inherited; unused, the BYOL loss is per sample.
     initializer_range (`float`, defaults to 0.01): std of the normal init of the heads' linear layers.
@@ -43,7 +43,7 @@ class BYOLConfig(JointEmbeddingConfig):
     projection_dim: int = 256
     prediction_hidden_dim: int = 4096
     base_momentum: float = 0.996
-    crop_min_scale: float = 0.08
+    augmentation_fields = ("crop_min_scale",)  # BYOL's pipelines are fixed apart from the crop scale
 
     def validate_byol(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""

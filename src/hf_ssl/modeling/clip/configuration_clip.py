@@ -15,7 +15,7 @@ from transformers import AutoConfig, PretrainedConfig, VisionTextDualEncoderConf
 from transformers.configuration_utils import SubConfigSpec
 
 from ..image_method import ImageMethodConfig
-from ...nn.backbone import backbone_config_from_spec, is_checkpoint_spec
+from ...nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
 
 # Vision models whose pooled output is a feature map, not a vector: `VisionTextDualEncoderModel` projects
 # `pooler_output` with a Linear layer, which needs (batch, width).

@@ -19,7 +19,8 @@ from transformers.utils import ModelOutput
 
 from ...losses.clip import clip_logit_scale, clip_loss
 from ..image_method import ImageMethodModel
-from ...nn.backbone import is_checkpoint_spec, load_backbone_weights
+from ...nn.backbone import load_backbone_weights
+from ...nn.backbone_presets import is_checkpoint_spec
 
 from .configuration_clip import CLIPPretrainingConfig
 

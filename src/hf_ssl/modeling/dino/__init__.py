@@ -2,6 +2,7 @@
 
 from ...data.collators import multi_crop_collator
 from ...registry import Method, Preset
+from ..presets import RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset
 from .configuration_dino import DINOConfig
 from .modeling_dino import DINOForPreTraining, DINOOutput
 
@@ -16,8 +17,7 @@ _OPTIM = dict(weight_decay=0.04, max_grad_norm=3.0, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 2 x 16 px + 2 x 8 px crops, head 32 -> bottleneck 16 -> 64 logits, last "
-        "layer frozen for 1 step: a step in milliseconds, for tests",
+        tiny_preset("2 x 16 px + 2 x 8 px crops, head 32 -> bottleneck 16 -> 64 logits, last layer frozen for 1 step"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     head_hidden_dim=32, head_bottleneck_dim=16, head_output_dim=64, num_local_crops=2,
                     local_crop_size=8, freeze_last_layer_steps=1, head_batch_norm=True),
@@ -25,7 +25,7 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), multi-crop 2 x 32 px + 4 x 16 px, head "
+        f"{SMALL_RESNET}, multi-crop 2 x 32 px + 4 x 16 px, head "
         "512 -> 512 -> 512 -> bottleneck 128 -> 4096 logits (the paper's 2048 / 256 / 65536 scaled to a 512-d "
         "encoder and a 10-class dataset) with BatchNorm (without it a ResNet collapses to uniform outputs), last layer "
         "frozen for 235 steps (one epoch of 60,000 images at batch 256)",
@@ -67,8 +67,8 @@ METHOD = Method(
         "1e-6). The teacher temperature and momentum follow the paper's schedules per optimizer step over the run "
         "(--max_steps / epochs), and the last-layer freeze is counted in optimizer steps "
         "(freeze_last_layer_steps), so its length in epochs depends on the dataset and batch size. BatchNorm in "
-        "conv backbones normalises over each process's own crops of one resolution (no SyncBN). At 32 px the "
-        "ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 of the image, and 4x4 of a 16 px local crop."
+        "conv backbones normalises over each process's own crops of one resolution (no SyncBN). "
+        f"{RESNET_STEM_AT_32_PX}, and 4x4 of a 16 px local crop."
     ),
 )
 

@@ -1,8 +1,9 @@
 """MoCo v2 (Chen, Fan, Girshick, He 2020) and MoCo v3 (Chen, Xie, He, ICCV 2021): one method, `--version 2|3`."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations, simclr_augmentation
+from ...data.collators import MultiViewCollator, byol_views_collator
+from ...data.transforms import simclr_augmentation
 from ...registry import Method, Preset
+from ..presets import RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset
 from .configuration_moco import MoCoConfig
 from .modeling_moco import MoCoForPreTraining, MoCoOutput
 
@@ -16,13 +17,11 @@ def make_collator(config: MoCoConfig) -> MultiViewCollator:
     """Two views of every image. v2: the same "aug+" pipeline twice (crop scale `crop_min_scale`-1). v3: BYOL's two
     asymmetric pipelines (blur p = 1.0 / 0.1, solarisation p = 0 / 0.2; crop scale `crop_min_scale`-1), as
     the reference's `augmentation1` / `augmentation2`. Each view is a fresh random draw per image."""
-    if config.version == 2:
-        augment = simclr_augmentation(config.image_size, min_scale=config.crop_min_scale,
-                                      jitter_strength=MOCO_V2_JITTER_STRENGTH, blur_probability=MOCO_V2_BLUR_PROBABILITY)
-        views = [augment, augment]
-    else:
-        views = byol_augmentations(config.image_size, min_scale=config.crop_min_scale)
-    return MultiViewCollator(config.image_mean, config.image_std, views)
+    if config.version != 2:
+        return byol_views_collator(config)
+    augment = simclr_augmentation(config.image_size, min_scale=config.crop_min_scale,
+                                  jitter_strength=MOCO_V2_JITTER_STRENGTH, blur_probability=MOCO_V2_BLUR_PROBABILITY)
+    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
 
 
 # The presets set only what applies to both versions (backbone, head sizes, queue size, which v3 ignores), so
@@ -38,15 +37,14 @@ def make_collator(config: MoCoConfig) -> MultiViewCollator:
 # ViT rule (1.5e-4 at batch 256), which is tuned for 300 epochs; not tuned here for MoCo.
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, projection 32 -> 16 (v3 predictor 32; v2 queue of 64): a step in "
-        "milliseconds, for tests",
+        tiny_preset("16 px, projection 32 -> 16 (v3 predictor 32; v2 queue of 64)"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=32, queue_size=64),
         training=dict(learning_rate=1e-3, weight_decay=1e-6, lr_scheduler_type="cosine",
                       per_device_train_batch_size=32, num_train_epochs=1, warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x); v3: projector 512 -> 512 -> 128 and predictor "
+        f"{SMALL_RESNET}; v3: projector 512 -> 512 -> 128 and predictor "
         "128 -> 512 -> 128 (the paper: 2048 -> 4096 -> 256 and 4096; hidden width = the 512-d features, as "
         "SimCLR's small preset); v2: head 512 -> 512 -> 128 and a queue of 4096 (as the MoCo CIFAR-10 demo: 65536 would exceed Fashion-MNIST's 60k images); momentum "
         "0.99 (the v3 start, and the CIFAR demo's constant for v2's shorter runs)",
@@ -89,8 +87,7 @@ METHOD = Method(
         "normalises over each process's own batch, which lets the model use batch statistics to find the positive "
         "(the leak shuffling BN prevents, v1 Sec. 3.3); v3 instead relies on BatchNorm synchronised across devices "
         "in its heads, which here normalises over each process's local batch of one view. MoCo v3's ViT uses fixed "
-        "2-D sine-cosine position embeddings; transformers' ViT learns them. At 32 px the ResNet stem (7x7 "
-        "stride-2 conv + max pool) keeps only 8x8 of the image."
+        f"2-D sine-cosine position embeddings; transformers' ViT learns them. {RESNET_STEM_AT_32_PX}."
     ),
 )
 

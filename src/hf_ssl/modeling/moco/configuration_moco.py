@@ -20,7 +20,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ..joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import TwoViewAugmentationConfig
 from ...nn.backbone import is_token_backbone
 
 VERSIONS = (2, 3)
@@ -40,7 +40,7 @@ _V3_BY_BACKBONE = dict(  # name: (ViT, ResNet / other conv nets)
 
 
 @strict
-class MoCoConfig(JointEmbeddingConfig):
+class MoCoConfig(TwoViewAugmentationConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder (ResNet-50 in MoCo v2; ViT-B/16 is MoCo v3's headline,
         ResNet-50 its other setting). Its `image_size` is the training resolution. Exported as its native class.
@@ -82,6 +82,7 @@ class MoCoConfig(JointEmbeddingConfig):
     """
 
     model_type = "hf_ssl_moco"
+    augmentation_fields = ("crop_min_scale",)  # the rest of each version's pipeline is fixed (see below)
     sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet")}
 
     version: int = 3
@@ -94,7 +95,7 @@ class MoCoConfig(JointEmbeddingConfig):
     final_momentum: float | None = None
     queue_size: int | None = None
     symmetric: bool | None = None
-    crop_min_scale: float | None = None
+    crop_min_scale: float | None = None  # per version and backbone (_V2_DEFAULTS, _V3_BY_BACKBONE)
     freeze_patch_embedding: bool | None = None
 
     def __post_init__(self, **kwargs):

@@ -1,20 +1,12 @@
 """SimCLR (Chen et al., ICML 2020)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import simclr_augmentation
+from ...data.collators import simclr_views_collator
 from ...registry import Method, Preset
+from ..presets import (
+    PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset, trained_with_adamw_not_lars,
+)
 from .configuration_simclr import SimCLRConfig
 from .modeling_simclr import SimCLRForPreTraining, SimCLROutput
-
-
-def make_collator(config: SimCLRConfig) -> MultiViewCollator:
-    """Two views of every image through the same pipeline (Appendix A): random resized crop + flip, colour
-    jitter (p = 0.8), grayscale, Gaussian blur. Each view is a fresh random draw per image."""
-    augment = simclr_augmentation(
-        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
-        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
-    )
-    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
 
 
 # The paper trains with LARS (lr = 0.3 * batch / 256, weight decay 1e-6, 10 warmup epochs, cosine decay,
@@ -25,14 +17,14 @@ _OPTIM = dict(weight_decay=1e-6, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, projection 32 -> 16: a step in milliseconds, for tests",
+        tiny_preset("16 px, projection 32 -> 16"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=16),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), projection 512 -> 128: small images on a CPU",
+        f"{SMALL_RESNET}, projection 512 -> 128: small images on a CPU",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=512, projection_dim=128),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, num_train_epochs=100,
@@ -57,15 +49,14 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=simclr_views_collator,  # two views through the same pipeline (Appendix A)
     tags=("contrastive",),
     display_name="SimCLR",
     limitations=(
-        "Trained with AdamW and a cosine schedule, not the paper's LARS (lr 0.3 x batch / 256 = 4.8 at batch 4096, "
-        "weight decay 1e-6), which transformers does not provide. SimCLR needs large batches for many negatives "
-        "(the paper: 4096, with BatchNorm synchronised over all devices); here BatchNorm normalises over each "
-        "process's own 2 x per-device batch. At 32 px the ResNet stem (7x7 stride-2 conv + max pool) keeps only "
-        "8x8 of the image; the paper's CIFAR-10 variant replaces it with a 3x3 stride-1 conv, not done here."
+        f"{trained_with_adamw_not_lars('lr 0.3 x batch / 256 = 4.8 at batch 4096, weight decay 1e-6')}. SimCLR "
+        "needs large batches for many negatives (the paper: 4096, with BatchNorm synchronised over all devices); "
+        f"here {PER_PROCESS_BATCH_NORM}. {RESNET_STEM_AT_32_PX}; the paper's "
+        "CIFAR-10 variant replaces it with a 3x3 stride-1 conv, not done here."
     ),
 )
 

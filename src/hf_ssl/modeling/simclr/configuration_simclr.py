@@ -12,11 +12,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ..joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import TwoViewAugmentationConfig
 
 
 @strict
-class SimCLRConfig(JointEmbeddingConfig):
+class SimCLRConfig(TwoViewAugmentationConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder f (any transformers vision backbone; the paper's is a
         ResNet-50, `ResNetConfig`). Its `image_size` (ViT's own field; an extra attribute on conv configs,
@@ -27,11 +27,8 @@ class SimCLRConfig(JointEmbeddingConfig):
         smaller values such as 0.1 suit larger batches and longer training, Table 5).
     gather_distributed (`bool`, defaults to `True`): contrast against the projections of all processes
         (the paper's global batch of negatives), not only the local ones.
-    crop_min_scale (`float`, defaults to 0.08): smallest area of the random resized crop.
-    jitter_strength (`float`, defaults to 1.0): s of the colour distortion (brightness, contrast, saturation
-        0.8 s, hue 0.2 s; Appendix A).
-    blur_probability (`float`, defaults to 0.5): Gaussian blur probability (the paper uses 0 on CIFAR-10).
-    grayscale_probability (`float`, defaults to 0.2): random grayscale probability.
+    crop_min_scale, jitter_strength, blur_probability, grayscale_probability: the augmentation of Appendix A,
+        declared with its defaults (0.08, 1.0, 0.5, 0.2) in `TwoViewAugmentationConfig`.
     initializer_range (`float`, defaults to 0.01): std of the normal init of the projection head's linear
         layers (the reference TF2 code's `LinearLayer` uses `RandomNormal(stddev=0.01)`).
     """
@@ -42,10 +39,7 @@ class SimCLRConfig(JointEmbeddingConfig):
     projection_hidden_dim: int = 2048
     projection_dim: int = 128
     temperature: float = 0.5
-    crop_min_scale: float = 0.08
-    jitter_strength: float = 1.0
-    blur_probability: float = 0.5
-    grayscale_probability: float = 0.2
+    # crop_min_scale, jitter_strength, blur_probability, grayscale_probability: TwoViewAugmentationConfig's
 
     def validate_simclr(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""
@@ -56,11 +50,6 @@ class SimCLRConfig(JointEmbeddingConfig):
                 f"projection_hidden_dim and projection_dim must be >= 1, got {self.projection_hidden_dim} "
                 f"and {self.projection_dim}"
             )
-        if self.jitter_strength < 0:
-            raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
-        for name in ("blur_probability", "grayscale_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 __all__ = ["SimCLRConfig"]

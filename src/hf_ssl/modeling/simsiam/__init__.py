@@ -1,21 +1,10 @@
 """SimSiam (Chen & He, CVPR 2021)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import simclr_augmentation
+from ...data.collators import simclr_views_collator
 from ...registry import Method, Preset
+from ..presets import PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset
 from .configuration_simsiam import SimSiamConfig
 from .modeling_simsiam import SimSiamForPreTraining, SimSiamOutput
-
-
-def make_collator(config: SimSiamConfig) -> MultiViewCollator:
-    """Two views of every image through the same pipeline, MoCo v2's (the paper's Sec. 4 and reference code):
-    random resized crop (scale 0.2-1) + flip, colour jitter 0.4/0.4/0.4/0.1 (p = 0.8), grayscale (p = 0.2),
-    Gaussian blur (sigma 0.1-2, p = 0.5). Each view is a fresh random draw per image."""
-    augment = simclr_augmentation(
-        config.image_size, min_scale=config.crop_min_scale, jitter_strength=config.jitter_strength,
-        blur_probability=config.blur_probability, grayscale_probability=config.grayscale_probability,
-    )
-    return MultiViewCollator(config.image_mean, config.image_std, [augment, augment])
 
 
 # The paper trains with SGD (lr 0.05 x batch / 256, momentum 0.9, weight decay 1e-4, cosine decay; the predictor's
@@ -31,15 +20,14 @@ _OPTIM = dict(weight_decay=0.05, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, projector 16 -> 32 -> 32 -> 16, predictor 16 -> 8 -> 16: a step in "
-        "milliseconds, for tests",
+        tiny_preset("16 px, projector 16 -> 32 -> 32 -> 16, predictor 16 -> 8 -> 16"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=8),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), projector 512 -> 1024 -> 1024 -> 1024, predictor "
+        f"{SMALL_RESNET}, projector 512 -> 1024 -> 1024 -> 1024, predictor "
         "1024 -> 256 -> 1024 (the paper's 4x bottleneck)",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=1024, projection_dim=1024, prediction_hidden_dim=256),
@@ -65,7 +53,10 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    # two views through the same pipeline, MoCo v2's (the paper's Sec. 4 and reference code, SimSiamConfig's
+    # defaults): crop scale 0.2-1 + flip, colour jitter 0.4/0.4/0.4/0.1 (p = 0.8), grayscale (p = 0.2), Gaussian
+    # blur (sigma 0.1-2, p = 0.5)
+    make_collator=simclr_views_collator,
     tags=("non-contrastive",),
     display_name="SimSiam",
     limitations=(
@@ -74,10 +65,9 @@ METHOD = Method(
         "(lr 0.05 x batch / 256) with a fixed, non-decayed learning rate for the predictor: transformers' Trainer "
         "has one learning rate and schedule unless given a custom optimizer. The paper's Table 1 reports 67.7% "
         "ImageNet linear accuracy with a decayed predictor lr against 68.1% with a fixed one (100 epochs). The "
-        "AdamW learning rates were not tuned here. BatchNorm normalises over each process's own 2 x per-device "
-        "batch (both views together), not over the global batch per view as the paper's synchronised BN does. The "
-        "paper's CIFAR-10 variant (Appendix D) uses a 2-layer projector and a 3x3 stride-1 stem; here the projector "
-        "keeps 3 layers and at 32 px the ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 of the image."
+        f"AdamW learning rates were not tuned here. {PER_PROCESS_BATCH_NORM} (both views together), not over "
+        "the global batch per view as the paper's synchronised BN does. The paper's CIFAR-10 variant (Appendix D) "
+        f"uses a 2-layer projector and a 3x3 stride-1 stem; here the projector keeps 3 layers. {RESNET_STEM_AT_32_PX}."
     ),
 )
 

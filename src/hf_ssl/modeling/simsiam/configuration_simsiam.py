@@ -13,11 +13,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ..joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import TwoViewAugmentationConfig
 
 
 @strict
-class SimSiamConfig(JointEmbeddingConfig):
+class SimSiamConfig(TwoViewAugmentationConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder (any transformers vision backbone; the paper's is a
         ResNet-50, `ResNetConfig`). Its `image_size` is the training resolution. Exported as the native
@@ -27,11 +27,9 @@ class SimSiamConfig(JointEmbeddingConfig):
     projection_dim (`int`, defaults to 2048): output width d of the projection MLP, where the loss is computed.
     prediction_hidden_dim (`int`, defaults to 512): the bottleneck of the prediction MLP h, d -> 512 -> d
         (Sec. 4: the bottleneck makes h an autoencoder-like module and helps).
-    crop_min_scale (`float`, defaults to 0.2): smallest area of the random resized crop (MoCo v2's).
-    jitter_strength (`float`, defaults to 0.5): s of the colour jitter, brightness/contrast/saturation 0.8 s and
-        hue 0.2 s, applied with p = 0.8 (s = 0.5 is MoCo v2's 0.4/0.4/0.4/0.1).
-    blur_probability (`float`, defaults to 0.5): Gaussian blur (sigma 0.1-2) probability (MoCo v2's).
-    grayscale_probability (`float`, defaults to 0.2): random grayscale probability.
+    crop_min_scale, jitter_strength, blur_probability, grayscale_probability (`TwoViewAugmentationConfig`):
+        MoCo v2's pipeline, which the paper uses (Sec. 4): crop scale 0.2-1 and colour strength 0.5 (its
+        0.4/0.4/0.4/0.1) instead of SimCLR's 0.08 and 1.0; blur p = 0.5 and grayscale p = 0.2 as SimCLR.
     gather_distributed (`bool`): inherited; unused, the loss is per sample.
     initializer_range (`float`, defaults to 0.01): std of the normal init of the heads' linear layers.
     """
@@ -42,21 +40,15 @@ class SimSiamConfig(JointEmbeddingConfig):
     projection_hidden_dim: int = 2048
     projection_dim: int = 2048
     prediction_hidden_dim: int = 512
-    crop_min_scale: float = 0.2
-    jitter_strength: float = 0.5
-    blur_probability: float = 0.5
-    grayscale_probability: float = 0.2
+    crop_min_scale: float = 0.2  # MoCo v2's "aug+" crop (SimSiam Sec. 4), not SimCLR's 0.08
+    jitter_strength: float = 0.5  # MoCo v2's jitter 0.4/0.4/0.4/0.1, not SimCLR's strength 1
+    # blur_probability, grayscale_probability: TwoViewAugmentationConfig's (MoCo v2's equal SimCLR's)
 
     def validate_simsiam(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""
         for name in ("projection_hidden_dim", "projection_dim", "prediction_hidden_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.jitter_strength < 0:
-            raise ValueError(f"jitter_strength must be >= 0, got {self.jitter_strength}")
-        for name in ("blur_probability", "grayscale_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 __all__ = ["SimSiamConfig"]

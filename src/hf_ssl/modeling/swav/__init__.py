@@ -2,6 +2,7 @@
 
 from ...data.collators import multi_crop_collator
 from ...registry import Method, Preset
+from ..presets import RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset, trained_with_adamw_not_lars
 from .configuration_swav import SwAVConfig
 from .modeling_swav import SwAVForPreTraining, SwAVOutput
 
@@ -17,8 +18,7 @@ _OPTIM = dict(weight_decay=1e-6, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 2 x 16 px + 2 x 8 px crops, projection 32 -> 16, 32 prototypes, "
-        "prototypes frozen for 1 step: a step in milliseconds, for tests",
+        tiny_preset("2 x 16 px + 2 x 8 px crops, projection 32 -> 16, 32 prototypes, prototypes frozen for 1 step"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=16, num_prototypes=32, num_local_crops=2,
                     local_crop_size=8, freeze_prototypes_steps=1),
@@ -26,7 +26,7 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), multi-crop 2 x 32 px + 4 x 16 px, projection "
+        f"{SMALL_RESNET}, multi-crop 2 x 32 px + 4 x 16 px, projection "
         "512 -> 512 -> 128, 512 prototypes (Lightning Bolts' SwAV default for small datasets; 3000 is for "
         "ImageNet's 1000 classes), prototypes frozen for 235 steps (one epoch of 60,000 images at batch 256)",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
@@ -60,14 +60,14 @@ METHOD = Method(
     tags=("clustering", "multi-crop"),
     display_name="SwAV",
     limitations=(
-        "Trained with AdamW and a cosine schedule, not the paper's LARS (lr 4.8 at batch 4096, weight decay 1e-6), "
-        "which transformers does not provide; the AdamW learning rates were not tuned here. BatchNorm normalises "
+        trained_with_adamw_not_lars("lr 4.8 at batch 4096, weight decay 1e-6")
+        + "; the AdamW learning rates were not tuned here. BatchNorm normalises "
         "over each process's own crops of one resolution (the paper synchronises BN over all GPUs). The crops use "
         "the shared multi-crop colour pipeline (DINO's: weaker jitter, blur, solarisation), not SwAV's jitter "
         "strength 1 with blur p = 0.5. The prototype freeze is counted in optimizer steps "
         "(freeze_prototypes_steps), so its length in epochs depends on the dataset and batch size; the optional "
-        "queue starts at a fraction of training rather than an epoch. At 32 px the ResNet stem (7x7 stride-2 "
-        "conv + max pool) keeps only 8x8 of the image, and 4x4 of a 16 px local crop."
+        "queue starts at a fraction of training rather than an epoch. "
+        f"{RESNET_STEM_AT_32_PX}, and 4x4 of a 16 px local crop."
     ),
 )
 

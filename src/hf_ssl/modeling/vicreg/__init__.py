@@ -1,18 +1,13 @@
 """VICReg (Bardes, Ponce, LeCun, ICLR 2022)."""
 
-from ...data.collators import MultiViewCollator
-from ...data.transforms import byol_augmentations
+from ...data.collators import byol_views_collator
 from ...registry import Method, Preset
+from ..presets import (
+    CIFAR_STEM_NOT_DONE, PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset,
+    trained_with_adamw_not_lars,
+)
 from .configuration_vicreg import VICRegConfig
 from .modeling_vicreg import VICRegForPreTraining, VICRegOutput
-
-
-def make_collator(config: VICRegConfig) -> MultiViewCollator:
-    """BYOL's two asymmetric view pipelines, as the paper (appendix, "data augmentation"): crop (scale
-    crop_min_scale-1) + flip, colour jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); blur p = 1.0 / 0.1
-    and solarisation p = 0 / 0.2 for the first / second view. Each view is a fresh random draw per image."""
-    views = byol_augmentations(config.image_size, config.crop_min_scale)
-    return MultiViewCollator(config.image_mean, config.image_std, views)
 
 
 # The paper trains with LARS (base lr 0.2 x batch / 256, weight decay 1e-6, 10 warmup epochs, cosine decay,
@@ -25,14 +20,14 @@ _OPTIM = dict(weight_decay=0.05, lr_scheduler_type="cosine")
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, expander 32-32-32: a step in milliseconds, for tests",
+        tiny_preset("16 px, expander 32-32-32"),
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16),
                     projection_hidden_dim=32, projection_dim=32),
         training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=32, num_train_epochs=1,
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px (the stem downsamples 4x), expander 2048-2048-2048 (4x the 512 features, as the "
+        f"{SMALL_RESNET}, expander 2048-2048-2048 (4x the 512 features, as the "
         "paper's 8192 is 4x ResNet-50's 2048; solo-learn's CIFAR ResNet-18 setting): small images on a CPU",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=2048, projection_dim=2048),
@@ -59,17 +54,16 @@ METHOD = Method(
     modality="image",
     presets=PRESETS,
     default_preset="small",
-    make_collator=make_collator,
+    make_collator=byol_views_collator,  # BYOL's two asymmetric view pipelines, which the paper uses (appendix)
     tags=("non-contrastive", "information-maximization"),
     display_name="VICReg",
     limitations=(
-        "Trained with AdamW (the VICRegL authors' AdamW recipe, lr 5e-4 x batch / 256, weight decay 0.05) and a "
-        "cosine schedule, not the paper's LARS (base lr 0.2 x batch / 256, weight decay 1e-6), which transformers "
-        "does not provide. The loss sums the variance terms of the two views as the paper's loss formula and "
+        trained_with_adamw_not_lars("base lr 0.2 x batch / 256, weight decay 1e-6",
+                                    "the VICRegL authors' AdamW recipe, lr 5e-4 x batch / 256, weight decay 0.05")
+        + ". The loss sums the variance terms of the two views as the paper's loss formula and "
         "Alg. 1; the released code averages them (variance_weight 12.5 here reproduces it). The variance and "
-        "covariance terms use the global batch, but BatchNorm normalises over each process's own 2 x per-device "
-        "batch (the paper synchronises it). At 32 px the ResNet stem (7x7 stride-2 conv + max pool) keeps only 8x8 "
-        "of the image; CIFAR variants replace it with a 3x3 stride-1 conv, not done here."
+        f"covariance terms use the global batch, but {PER_PROCESS_BATCH_NORM} (the paper synchronises it). "
+        f"{RESNET_STEM_AT_32_PX}; {CIFAR_STEM_NOT_DONE}."
     ),
 )
 

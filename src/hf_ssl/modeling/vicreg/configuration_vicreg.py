@@ -13,11 +13,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ..joint_embedding import JointEmbeddingConfig
+from ..joint_embedding import TwoViewAugmentationConfig
 
 
 @strict
-class VICRegConfig(JointEmbeddingConfig):
+class VICRegConfig(TwoViewAugmentationConfig):
     r"""
     backbone_config (`PretrainedConfig`): the encoder f_theta (any transformers vision backbone; the paper's is
         a ResNet-50, `ResNetConfig`). Its `image_size` (ViT's own field; an extra attribute on conv configs, 224
@@ -41,9 +41,10 @@ class VICRegConfig(JointEmbeddingConfig):
     gather_distributed (`bool`, defaults to `True`): the variance and covariance terms are batch statistics over
         the embeddings of all processes (the reference code's `FullGatherLayer`); the invariance term is
         per-sample.
-    crop_min_scale (`float`, defaults to 0.08): smallest area of the random resized crop of both views (the
-        paper uses BYOL's augmentations (appendix): crop 0.08-1, flip, colour jitter 0.4/0.4/0.2/0.1 with
-        p = 0.8, grayscale p = 0.2, blur p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for the two views).
+    crop_min_scale (`float`, defaults to 0.08; `TwoViewAugmentationConfig`): smallest area of the random resized
+        crop of both views (the paper uses BYOL's augmentations (appendix): crop 0.08-1, flip, colour jitter
+        0.4/0.4/0.2/0.1 with p = 0.8, grayscale p = 0.2, blur p = 1.0 / 0.1 and solarisation p = 0 / 0.2 for the
+        two views).
     initializer_range (`float`, defaults to 0.01): std of the normal init of the expander's linear layers
         (close to PyTorch's default that the reference code uses for 2048- and 8192-wide inputs, std
         1 / sqrt(3 fan_in) = 0.013 and 0.006).
@@ -59,7 +60,7 @@ class VICRegConfig(JointEmbeddingConfig):
     covariance_weight: float = 1.0
     target_std: float = 1.0
     variance_eps: float = 1e-4
-    crop_min_scale: float = 0.08
+    augmentation_fields = ("crop_min_scale",)  # BYOL's pipelines are fixed apart from the crop scale
 
     def validate_vicreg(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""
