@@ -12,7 +12,8 @@ from hf_ssl import ColorizationConfig, ColorizationForPreTraining
 from hf_ssl.data.collators import ColorImageCollator, is_grayscale
 from hf_ssl.errors import HfSslError
 from hf_ssl.losses.colorization import colorization_loss, rebalancing_weights, smoothed_prior
-from hf_ssl.nn.backbone import backbone_config_from_spec, feature_map
+from hf_ssl.nn.backbone import feature_map
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.color import (ab_bins, annealed_mean, lab_to_linear_rgb, lab_to_rgb, lightness_to_rgb, rgb_to_lab,
                              soft_encode)
 

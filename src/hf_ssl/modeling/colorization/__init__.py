@@ -3,6 +3,7 @@
 from ...data.collators import ColorImageCollator
 from ...data.transforms import random_resized_crop_flip
 from ...registry import Method, Preset
+from ..presets import tiny_preset
 from .configuration_colorization import ColorizationConfig
 from .modeling_colorization import ColorizationForPreTraining, ColorizationOutput
 
@@ -24,7 +25,7 @@ _OPTIM = dict(adam_beta1=0.9, adam_beta2=0.99, weight_decay=1e-3, lr_scheduler_t
 
 PRESETS = {
     "tiny": Preset(
-        "ResNet 8-16 wide x2 stages, 16 px, 4x4 output: a step in milliseconds, for tests",
+        tiny_preset("16 px, 4x4 output"),
         # require_color=False for tests only: the contract test trains every tiny preset on `digits`, which is
         # grayscale (ab = 0 everywhere: nothing to learn, but the whole pipeline runs).
         config=dict(backbone="resnet-test", backbone_overrides=dict(image_size=16), require_color=False),
