@@ -41,9 +41,11 @@ PLOT_CAPTIONS = {
     LOSS_PLOT: ("Training loss", "The training loss at every logged optimizer step (learning rate dashed)."),
     PROJECTION_PLOT: ("Test embeddings (PCA)", "The encoder's features of test images (up to 2,000, pooled as in "
                       "the evaluation) on their first two principal components, coloured by label."),
-    RECONSTRUCTION_PLOT: ("Masked reconstruction", "Test images (training images when the data has no test split): "
-                          "original (top), the masked input (middle, masked patches grey), and the model's "
-                          "reconstruction at the masked patches with the visible ones pasted back (bottom)."),
+    RECONSTRUCTION_PLOT: ("What the model makes of test images", "Test images (training images when the data has "
+                          "no test split): the original (top), what the model saw (middle: masked patches or "
+                          "regions grey, a corrupted, rotated, shuffled or lightness-only image), and its prediction "
+                          "(bottom; where pixels were hidden, the prediction there with the visible ones pasted back). "
+                          "Each row is named on the left."),
 }
 
 
