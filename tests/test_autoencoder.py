@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_ssl import AutoencoderConfig, AutoencoderForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.pixel_decoder import ConvDecoder, upsampling_stages
 
 BACKBONES = {

@@ -8,7 +8,7 @@ import torch
 
 from hf_ssl import ContextEncoderConfig, ContextEncoderForPreTraining
 from hf_ssl.losses.adversarial import discriminator_loss, generator_adversarial_loss
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 
 from test_autoencoder import BACKBONES
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_ssl import DenoisingAutoencoderConfig, DenoisingAutoencoderForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.corruption import gaussian_noise, masking_noise, salt_and_pepper_noise
 
 from test_autoencoder import BACKBONES, reference_mse

@@ -12,7 +12,7 @@ from torch import nn
 from hf_ssl import JigsawConfig, JigsawForPreTraining
 from hf_ssl.data.pretext_tasks import jigsaw_collator
 from hf_ssl.modeling.image_method import method_config_fields
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.pretext import assemble_tiles, crop_tiles, grid_tile_positions, maximal_hamming_permutations
 
 SIZE, TILE, GAP, JITTER = 32, 6, 3, 1

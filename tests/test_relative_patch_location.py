@@ -7,7 +7,7 @@ import torch
 
 from hf_ssl import RelativePatchLocationConfig, RelativePatchLocationForPreTraining
 from hf_ssl.data.pretext_tasks import drop_colors, relative_patch_location_collator
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.pretext import NEIGHBOUR_OFFSETS
 
 SIZE, TILE, GAP, JITTER = 32, 6, 3, 1

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hf_ssl import RotationConfig, RotationForPreTraining
-from hf_ssl.nn.backbone import backbone_config_from_spec
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.pretext import rotate_batch
 
 
