@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from hf_ssl import ColorizationConfig, ColorizationForPreTraining
 from hf_ssl.data.collators import ColorImageCollator, is_grayscale
 from hf_ssl.errors import HfSslError
@@ -252,3 +253,14 @@ def test_grayscale_data_is_refused_with_one_clear_error():
     assert collator(examples(gray))["pixel_values"].shape == (4, 3, 8, 8)  # only the first batch is checked
     lenient = ColorImageCollator([0.5] * 3, [0.5] * 3, require_color=False)
     assert lenient(examples(gray))["pixel_values"].shape == (4, 3, 8, 8)
+
+
+def test_cli_refuses_grayscale_data_before_writing_anything(tmp_path):
+    """The first batch goes through the collator before Trainer touches OUT: one error line, exit 2, no OUT."""
+    out = tmp_path / "out"
+    result = run_cli("pretrain", "--method", "colorization", "--preset", "tiny", "--require_color", "True",
+                     "--max_steps", "1", "--eval_protocols", "none", "--output_dir", str(out))
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hf-ssl: error: colorization learns to predict colour") and "Traceback" not in result.stderr
+    assert not out.exists()

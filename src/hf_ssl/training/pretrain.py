@@ -138,10 +138,16 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False,
                                         push_to_hub=False)
+    # One batch through the method's data pipeline before Trainer creates anything in OUT: a mistake the collator
+    # detects (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step.
+    # Trainer seeds every generator when it is built, so this batch changes no random draw of the training.
+    collator = method.make_collator(config)
+    first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
+    collator([prepared.train_dataset[i] for i in first])
     # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
     # this callback calls once per optimizer step (a no-op for most methods).
     trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
-                         data_collator=method.make_collator(config), callbacks=[OptimizerStepCallback()])
+                         data_collator=collator, callbacks=[OptimizerStepCallback()])
     # first, so that reporting integrations see the logged embedding_std and loss terms
     trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback()]
     last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
