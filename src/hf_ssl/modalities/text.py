@@ -38,9 +38,9 @@ class TextCorpus:
 
 
 def supported_protocols(config) -> list[str]:
-    """The evaluation protocols that apply to a method's model: fill-mask for masked LMs, perplexity for causal; for
+    """The evaluation protocols that apply to a language model: fill-mask for masked LMs, perplexity for causal; for
     both, finetune (the export as a sequence classifier, on a corpus with a 'label' column; never by default)."""
-    return [p for p, causal in LANGUAGE_PROTOCOLS.items() if causal == config.causal] + ["finetune"]
+    return [p for p, causal in LANGUAGE_PROTOCOLS.items() if causal == is_causal(config)] + ["finetune"]
 
 
 def is_causal(config) -> bool:
@@ -88,11 +88,10 @@ class TextModality(TextCorpusModality):
     def check_protocols(self, protocols: Sequence[str], config=None) -> None:
         super().check_protocols(protocols, config)
         if config is not None:
-            causal = is_causal(config)
-            wrong = [p for p in protocols if LANGUAGE_PROTOCOLS.get(p, causal) != causal]
+            allowed = supported_protocols(config)
+            wrong = [p for p in protocols if p not in allowed]
             if wrong:
-                kind = "causal" if causal else "masked"
-                allowed = [p for p, c in LANGUAGE_PROTOCOLS.items() if c == causal] + ["finetune"]
+                kind = "causal" if is_causal(config) else "masked"
                 raise HfSslError(f"cannot evaluate {wrong[0]} on a {kind} language model (its protocols: "
                                  f"{', '.join(allowed)})")
 

@@ -13,6 +13,7 @@ from transformers import initialization as init
 
 from .image_method import DEFAULT_IMAGE_SIZE, ImageMethodConfig, ImageMethodModel
 from ..nn.backbone import pooled_features
+from ..nn.heads import reset_batch_norm
 from ..nn.momentum import ema_update
 
 
@@ -152,13 +153,7 @@ class JointEmbeddingModel(ImageMethodModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm1d):
-            if module.weight is not None:
-                init.ones_(module.weight)
-                init.zeros_(module.bias)
-            if getattr(module, "running_mean", None) is not None:
-                init.zeros_(module.running_mean)
-                init.ones_(module.running_var)
-                init.zeros_(module.num_batches_tracked)
+            reset_batch_norm(module)
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(momentum copy, online module) pairs that `ema_update` moves together: MoCo's key encoder and head,

@@ -11,7 +11,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
 from torch.nn.utils.parametrizations import weight_norm
+
+
+def reset_batch_norm(module: nn.modules.batchnorm._BatchNorm) -> None:
+    """A freshly initialised BatchNorm of a head or decoder: unit scale, zero shift (when affine), zero running mean,
+    unit running variance, no batches counted. For a model's `_init_weights`: it uses `transformers.initialization`,
+    so weights `from_pretrained` has loaded are not overwritten."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+    if module.running_mean is not None:
+        init.zeros_(module.running_mean)
+        init.ones_(module.running_var)
+        init.zeros_(module.num_batches_tracked)
 
 
 class ProjectionHead(nn.Sequential):

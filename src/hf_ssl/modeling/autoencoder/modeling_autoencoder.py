@@ -22,6 +22,7 @@ from ..image_method import ImageMethodModel
 from ..method_model import ImagePreview
 from ...losses.pixel_reconstruction import pixel_mse_loss
 from ...nn.backbone import build_backbone, feature_dim, pooled_features
+from ...nn.heads import reset_batch_norm
 from ...nn.pixel_decoder import ConvDecoder
 
 from .configuration_autoencoder import AutoencoderConfig
@@ -73,12 +74,7 @@ class AutoencoderForPreTraining(ImageMethodModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            if getattr(module, "running_mean", None) is not None:
-                init.zeros_(module.running_mean)
-                init.ones_(module.running_var)
-                init.zeros_(module.num_batches_tracked)
+            reset_batch_norm(module)
 
     # --- the steps of the algorithm ---------------------------------------------------------------------------
 
