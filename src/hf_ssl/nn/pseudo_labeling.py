@@ -123,7 +123,7 @@ class TopKPerClassSelector(nn.Module):
                              f"{tuple(unlabeled_index.shape)} and {tuple(probs.shape)}")
         confidence, labels = probs.detach().max(dim=-1)
         index = unlabeled_index.to(self.confidences.device, torch.long)
-        self.confidences[index] = confidence.to(self.confidences.dtype)
+        self.confidences[index] = confidence.to(self.confidences.device, self.confidences.dtype)
         self.predictions[index] = labels.to(self.predictions.device)
 
     @torch.no_grad()
