@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import HfSslError
-from .normalization import PixelNormalization, rescale_pixels
+from ..nn.normalization import PixelNormalization, rescale_pixels
 from .transforms import (MultiView, byol_augmentations, multi_crop_augmentation, random_horizontal_flip,
                          random_resized_crop_flip, simclr_augmentation)
 
