@@ -231,3 +231,36 @@ def test_run_logs_pseudo_label_quality_evaluates_and_writes_the_classifier_card(
     for name in SHAPE_CLASSES:
         assert f"| {name} | 4 |" in card  # labelled images per class
         assert f"| {name} | {100 * accuracy['params']['per_class'][name]:.2f}% |" in card
+
+
+def test_a_classifier_folder_belongs_to_the_image_classification_modality_alone(semi_supervised_run):
+    from transformers import ResNetConfig, ViTConfig
+
+    from hf_ssl.modalities import MODALITIES, DataSpec, EvaluationSpec
+
+    for config in (ResNetConfig(architectures=["ResNetForImageClassification"]),
+                   ViTConfig(architectures=["ViTForImageClassification"])):
+        assert [m.name for m in MODALITIES.values() if m.recognizes(config)] == ["image-classification"]
+    # `hf-ssl evaluate`'s frozen-feature protocols run on the classifier's backbone
+    out, data, _ = semi_supervised_run
+    results = MODALITIES["image-classification"].evaluate(
+        out, EvaluationSpec(protocols=("knn",), data=DataSpec(f"imagefolder:{data}"), k=3))
+    assert set(results) == {"knn"} and 0.0 <= results["knn"]["value"] <= 1.0
+
+
+def test_any_image_classification_backbone_and_starting_from_an_encoder_checkpoint(tmp_path):
+    from transformers import AutoModel
+
+    vit = eval_model(PseudoLabelModel, PseudoLabelConfig(backbone_config=tiny_backbone_config("vit-test")))
+    assert type(vit.exported_model()).__name__ == "ViTForImageClassification"
+    assert vit.logits(torch.randn(2, 3, 16, 16)).shape == (2, 3)
+
+    # --backbone CHECKPOINT: an encoder's weights into the classifier's backbone; the head stays as it was
+    encoder = AutoModel.from_config(tiny_backbone_config())
+    encoder.save_pretrained(tmp_path)
+    model = eval_model(EntropyMinimizationModel, EntropyMinimizationConfig(backbone_config=tiny_backbone_config()))
+    head = {k: v.clone() for k, v in model.classifier.classifier.state_dict().items()}
+    model.load_encoder_weights(str(tmp_path))
+    for name, value in encoder.state_dict().items():
+        assert torch.equal(model.classifier.base_model.state_dict()[name], value), name
+    assert all(torch.equal(model.classifier.classifier.state_dict()[k], v) for k, v in head.items())
