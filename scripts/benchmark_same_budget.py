@@ -4,6 +4,10 @@ randomly initialised twin of every backbone in the table.
 
     python scripts/benchmark_same_budget.py --dataset fashion_mnist --minutes 5 \\
         [--methods rotation,jigsaw,mae | --methods joint-embedding] [--protocols knn,linear,few-shot]
+    python scripts/benchmark_same_budget.py --train_dataset emoji --dataset fashion_mnist --methods colorization
+
+With `--train_dataset`, the methods pretrain on that data (colorization needs colour images) and the exported
+encoders are evaluated by transfer on `--dataset` (`hf-ssl evaluate`), as the papers' transfer tables do.
 
 Equal time, not equal steps: a method whose step is dearer (more views, nine tiles, a decoder) gets fewer steps,
 which is the trade-off a user with a fixed budget faces. The script first times a few optimizer steps of every
@@ -17,6 +21,7 @@ otherwise idle machine. Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import subprocess
@@ -37,13 +42,24 @@ from hf_ssl.registry import METHODS, get_method
 from hf_ssl.training.pretrain import PretrainArguments, build_config
 
 
+def method_config(method_name: str, preset: str, overrides: dict[str, str]):
+    """The config `hf-ssl pretrain --method NAME --preset PRESET --FIELD VALUE ...` builds: `overrides` may name run
+    flags (`backbone`, `image_size`, `patch_size`) as well as the method's config fields."""
+    run_flags = {f.name for f in dataclasses.fields(PretrainArguments)}
+    arguments = PretrainArguments(method=method_name, preset=preset,
+                                  **{k: int(v) if k.endswith("_size") else v for k, v in overrides.items()
+                                     if k in run_flags})
+    return build_config(get_method(method_name), arguments,
+                        {k: v for k, v in overrides.items() if k not in run_flags})[0]
+
+
 def seconds_per_step(method_name: str, preset: str, images: torch.Tensor, steps: int,
                      overrides: dict[str, str]) -> float:
     """Median time of `steps` optimizer steps (after two warm-up steps) of the preset's model, batch size and
     learning rate: collate + augment, forward, backward, AdamW, the per-step hook. (With one warm-up step and 4
     timed ones, multi-crop methods were timed 1.6x slower than they then ran: allocator and kernel warm-up.)"""
     method = get_method(method_name)
-    config, _ = build_config(method, PretrainArguments(method=method_name, preset=preset), overrides)
+    config = method_config(method_name, preset, overrides)
     training = method.presets[preset].training
     batch_size = training["per_device_train_batch_size"]
     model = method.model_class(config).train()
@@ -70,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--train_dataset", default=None,
+                        help="pretrain on this dataset instead, then evaluate the exports on --dataset (transfer)")
     parser.add_argument("--methods", default="joint-embedding",
                         help="comma-separated method names, or 'joint-embedding' for that whole family")
     parser.add_argument("--protocols", default="knn", help=f"comma-separated, of {', '.join(FROZEN_PROTOCOLS)}")
@@ -115,8 +133,7 @@ def main() -> None:
 
     # One randomly initialised twin per distinct backbone (e.g. the ResNet-18 of the pretext tasks and MAE's ViT),
     # evaluated with the pooling its method's features use.
-    configs = {name: build_config(get_method(name), PretrainArguments(method=name, preset=args.preset),
-                                  overrides.get(name, {}))[0] for name in names}
+    configs = {name: method_config(name, args.preset, overrides.get(name, {})) for name in names}
     twins: dict[str, tuple[str, ...]] = {}
     for name, config in configs.items():
         key = config.backbone_config.to_json_string() + f"{config.image_size}/{config.num_channels}"
@@ -137,11 +154,16 @@ def main() -> None:
 
     budget = 60 * args.minutes
     steps = {}
+    source = load_image_dataset(args.train_dataset) if args.train_dataset else dataset
     for name in names:
         shape = (configs[name].image_size, configs[name].num_channels)
-        if shape not in images:
-            images[shape] = [images_to_tensor(s, dataset.image_column, *shape) for s in (train, test)]
-        per_step = seconds_per_step(name, args.preset, images[shape][0], args.calibration_steps,
+        if args.train_dataset:
+            train_images = images_to_tensor(source.splits[source.train_split], source.image_column, *shape)
+        else:
+            if shape not in images:
+                images[shape] = [images_to_tensor(s, dataset.image_column, *shape) for s in (train, test)]
+            train_images = images[shape][0]
+        per_step = seconds_per_step(name, args.preset, train_images, args.calibration_steps,
                                     overrides.get(name, {}))
         steps[name] = (max(1, math.floor(budget / per_step)), per_step)
         print(f"calibrated {name}: {per_step:.3f} s/step -> {steps[name][0]} steps", flush=True)
@@ -150,9 +172,10 @@ def main() -> None:
         max_steps, per_step = steps[name]
         out = Path(args.output_dir) / name
         command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", name, "--preset", args.preset,
-                   "--dataset", args.dataset, "--max_steps", str(max_steps), "--eval_protocols", args.protocols,
+                   "--dataset", args.train_dataset or args.dataset, "--max_steps", str(max_steps),
+                   "--eval_protocols", "none" if args.train_dataset else args.protocols,
                    "--seed", str(args.seed), "--save_strategy", "no", "--output_dir", str(out)]
-        if args.data_dir:
+        if args.data_dir and not args.train_dataset:
             command += ["--data_dir", args.data_dir]
         for field, value in overrides.get(name, {}).items():
             command += [f"--{field}", value]
@@ -161,12 +184,22 @@ def main() -> None:
             print(f"{name}: failed\n{result.stderr[-3000:]}", file=sys.stderr)
             continue
         info = json.loads((out / "ssl" / "training_info.json").read_text())
-        evaluation = json.loads((out / "eval_results.json").read_text())
+        if args.train_dataset:  # transfer: the export evaluated on --dataset, as users would
+            command = [sys.executable, "-m", "hf_ssl.cli", "evaluate", "--model", str(out), "--dataset", args.dataset,
+                       "--protocol", args.protocols] + (["--data_dir", args.data_dir] if args.data_dir else [])
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                print(f"{name}: evaluation failed\n{result.stderr[-3000:]}", file=sys.stderr)
+                continue
+            evaluation = json.loads(result.stdout[result.stdout.index("{"):])
+        else:
+            evaluation = json.loads((out / "eval_results.json").read_text())
         label = name + "".join(f" ({f}={v})" for f, v in overrides.get(name, {}).items())
         add_row(label, info["architecture"] + f" {info['image_size']}px", f"{max_steps} ({per_step:.2f} s/step)",
                 f"{info['epochs']:.2f}", f"{info['train_minutes']:.1f}", {p: evaluation[p]["value"] for p in protocols})
 
-    print(f"\n{dataset.name}: train {len(train)}, test {len(test)}; budget {args.minutes:g} min of training per "
+    trained_on = f"pretrained on {source.name}, evaluated on " if args.train_dataset else ""
+    print(f"\n{trained_on}{dataset.name}: train {len(train)}, test {len(test)}; budget {args.minutes:g} min of training per "
           f"method (steps calibrated on this machine), preset {args.preset}; kNN k=20, cosine, exp(sim/0.07) votes; "
           "linear probe: logistic regression on frozen features; few-shot: 10 labels per class, 5 episodes\n")
     print(header)
