@@ -13,6 +13,7 @@ from .context_encoder import METHOD as CONTEXT_ENCODER_METHOD
 from .denoising_autoencoder import METHOD as DENOISING_AUTOENCODER_METHOD
 from .dino import METHOD as DINO_METHOD
 from .entropy_minimization import METHOD as ENTROPY_MINIMIZATION_METHOD
+from .fixmatch import METHOD as FIXMATCH_METHOD
 from .jigsaw import METHOD as JIGSAW_METHOD
 from .mae import METHOD as MAE_METHOD
 from .mean_teacher import METHOD as MEAN_TEACHER_METHOD
@@ -37,6 +38,6 @@ for _method in (
     AUTOENCODER_METHOD, DENOISING_AUTOENCODER_METHOD, CONTEXT_ENCODER_METHOD,
     COLORIZATION_METHOD,
     # semi-supervised (image-classification modality): the baseline first, then the methods
-    SUPERVISED_METHOD, PSEUDO_LABEL_METHOD, ENTROPY_MINIMIZATION_METHOD, MEAN_TEACHER_METHOD,
+    SUPERVISED_METHOD, PSEUDO_LABEL_METHOD, ENTROPY_MINIMIZATION_METHOD, MEAN_TEACHER_METHOD, FIXMATCH_METHOD,
 ):
     register_method(_method)
