@@ -40,7 +40,6 @@ class FixMatchModel(SemiSupervisedModel):
 
     def __init__(self, config: FixMatchConfig):
         super().__init__(config)
-        self.normalization = PixelNormalization(config.image_mean, config.image_std)
         self.strong_augment = RandAugment(num_ops=config.strong_num_ops, cutout_max=config.strong_cutout)
         # the EMA of the weights, equal to them at the start and frozen: only `ema_update` moves it
         self.ema = copy_frozen(self.classifier)
@@ -69,10 +68,17 @@ class FixMatchModel(SemiSupervisedModel):
         (the EMA never runs during training, so it has none of its own)."""
         ema_update(self.ema, self.classifier, self.config.ema_decay)
 
+    @property
+    def normalization(self) -> PixelNormalization:
+        """The collator's normalisation (made on use: `from_pretrained` builds the model on the meta device, where
+        tensors made in `__init__` would have no data)."""
+        return PixelNormalization(self.config.image_mean, self.config.image_std)
+
     def strong_view(self, weak_pixels: torch.Tensor) -> torch.Tensor:
         """A(u): RandAugment and Cutout on the weak view in [0, 1] pixel units, normalised again, on its device."""
-        pixels = self.normalization.invert(weak_pixels.float()).clamp_(0.0, 1.0)
-        return self.normalization(self.strong_augment(pixels)).to(weak_pixels.dtype)
+        normalization = self.normalization
+        pixels = normalization.invert(weak_pixels.float()).clamp_(0.0, 1.0)
+        return normalization(self.strong_augment(pixels)).to(weak_pixels.dtype)
 
     def forward(self, labeled_pixels: torch.Tensor, labels: torch.Tensor, unlabeled_pixels: torch.Tensor | None = None,
                 unlabeled_index: torch.Tensor | None = None, **kwargs) -> SemiSupervisedOutput:
