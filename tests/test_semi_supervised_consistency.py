@@ -264,7 +264,10 @@ def test_fixmatch_ema_is_updated_after_each_optimizer_step_and_is_what_out_publi
     ema = {n: p.clone() for n, p in model.ema.named_parameters()}
     perturb(model.classifier, seed=30)  # an "optimizer step"
     trained = {n: p.clone() for n, p in model.classifier.named_parameters()}
-    model.optimizer_step_done(1, 0.5)
+    assert model.ema_decay(1) == 0.5 and model.ema_decay(9) == pytest.approx(0.9)  # the warm start: a plain average
+    assert model.ema_decay(999) == pytest.approx(0.999) and model.ema_decay(5000) == 0.999
+    model.num_optimizer_steps.fill_(4999)
+    model.optimizer_step_done(5000, 0.5)
     for name, param in model.ema.named_parameters():
         expected = 0.999 * ema[name].double() + 0.001 * trained[name].double()
         torch.testing.assert_close(param.double(), expected, rtol=0, atol=1e-6)

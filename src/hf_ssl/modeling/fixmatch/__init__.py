@@ -52,8 +52,10 @@ METHOD = Method(
     display_name="FixMatch",
     limitations=(
         "The published classifier is the EMA of the weights (decay 0.999), as the paper evaluates it; the trained "
-        "weights are in `ssl/`. With a short run the EMA lags the trained weights (0.999 averages over about 1,000 "
-        "steps). The strong view is RandAugment (2 ops at random magnitudes) and Cutout applied on top of the weak "
+        "weights are in `ssl/`. Its decay is capped by 1 - 1 / (step + 1) (a plain average of the weights seen so far "
+        "during the first 1,000 steps, as Mean Teacher's reference does; not in FixMatch) so that a short run does "
+        "not publish mostly its random initialisation; even so the EMA lags the trained weights by about 1,000 "
+        "steps. The strong view is RandAugment (2 ops at random magnitudes) and Cutout applied on top of the weak "
         "view, so it shares the weak view's flip and translation (the reference draws them independently); "
         "RandAugment runs batched on the training device on float pixels, not on 8-bit PIL images. "
         f"Presets tiny and small train with {SEMI_SUPERVISED_OPTIMIZER}, the recipe of every semi-supervised "

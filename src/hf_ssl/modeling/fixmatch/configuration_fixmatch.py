@@ -29,7 +29,8 @@ class FixMatchConfig(SemiSupervisedConfig):
         view's target (Eq. 4; Table 4).
     unlabeled_weight (`float`, defaults to 1.0): lambda_u, the weight of the unlabelled loss (Eq. 4; no ramp-up:
         the threshold does that job, Sec. 2.2).
-    ema_decay (`float`, defaults to 0.999): decay of the EMA of the weights that is evaluated and published (App. B.1).
+    ema_decay (`float`, defaults to 0.999): decay of the EMA of the weights that is evaluated and published (App. B.1),
+        capped by 1 - 1 / (step + 1) early in training (a warm start, not in the paper; `FixMatchModel.ema_decay`).
     strong_num_ops (`int`, defaults to 2): RandAugment operations per strong view, each at a random magnitude
         (Sec. 2.3: "RandAugment ... with a random magnitude").
     strong_cutout (`float`, defaults to 0.5): Cutout's largest side, as a share of the image side (App. D, Table 12);
