@@ -13,8 +13,10 @@ from .context_encoder import METHOD as CONTEXT_ENCODER_METHOD
 from .denoising_autoencoder import METHOD as DENOISING_AUTOENCODER_METHOD
 from .dino import METHOD as DINO_METHOD
 from .entropy_minimization import METHOD as ENTROPY_MINIMIZATION_METHOD
+from .fixmatch import METHOD as FIXMATCH_METHOD
 from .jigsaw import METHOD as JIGSAW_METHOD
 from .mae import METHOD as MAE_METHOD
+from .mean_teacher import METHOD as MEAN_TEACHER_METHOD
 from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
 from .pseudo_label import METHOD as PSEUDO_LABEL_METHOD
@@ -36,6 +38,6 @@ for _method in (
     AUTOENCODER_METHOD, DENOISING_AUTOENCODER_METHOD, CONTEXT_ENCODER_METHOD,
     COLORIZATION_METHOD,
     # semi-supervised (image-classification modality): the baseline first, then the methods
-    SUPERVISED_METHOD, PSEUDO_LABEL_METHOD, ENTROPY_MINIMIZATION_METHOD,
+    SUPERVISED_METHOD, PSEUDO_LABEL_METHOD, ENTROPY_MINIMIZATION_METHOD, MEAN_TEACHER_METHOD, FIXMATCH_METHOD,
 ):
     register_method(_method)
