@@ -82,6 +82,33 @@ def seconds_per_step(method_name: str, preset: str, images: torch.Tensor, steps:
     return sorted(times)[len(times) // 2]
 
 
+def baselines(args, dataset, configs, images, scores, add_row) -> None:
+    """The rows that give the table its meaning: the raw pixels, and one randomly initialised twin per distinct
+    backbone (e.g. the ResNet-18 of the pretext tasks and MAE's ViT), evaluated with the pooling its method uses."""
+    train, test = dataset.splits[dataset.train_split], dataset.splits[dataset.test_split]
+    side = train.features[dataset.image_column].shape[0]
+    pixels = [images_to_tensor(s, dataset.image_column, side, 1).flatten(1).float() / 255 for s in (train, test)]
+    add_row("raw pixels", f"{pixels[0].shape[1]}-d", "-", "-", "-", scores(*pixels))
+    # One randomly initialised twin per distinct backbone (e.g. the ResNet-18 of the pretext tasks and MAE's ViT),
+    # evaluated with the pooling its method's features use.
+    twins: dict[str, tuple[str, ...]] = {}
+    for name, config in configs.items():
+        key = config.backbone_config.to_json_string() + f"{config.image_size}/{config.num_channels}"
+        twins.setdefault(key, (name,))
+    for (name,) in twins.values():
+        config = configs[name]
+        shape = (config.image_size, config.num_channels)
+        if shape not in images:
+            images[shape] = [images_to_tensor(s, dataset.image_column, *shape) for s in (train, test)]
+        torch.manual_seed(args.seed)
+        backbone = build_backbone(config.backbone_config)
+        pooling = get_method(name).model_class.feature_pooling
+        features = [extract_features(backbone, x, config.image_mean, config.image_std, pooling)
+                    for x in images[shape]]
+        add_row(f"random init (twin of {name})", f"{type(backbone).__name__} {config.image_size}px", "-", "-", "-",
+                scores(*features))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion_mnist")
@@ -93,6 +120,8 @@ def main() -> None:
     parser.add_argument("--protocols", default="knn", help=f"comma-separated, of {', '.join(FROZEN_PROTOCOLS)}")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per method")
+    parser.add_argument("--no_baselines", action="store_true",
+                        help="skip the raw-pixel and random-init rows (already measured in another run)")
     parser.add_argument("--calibration_steps", type=int, default=6)
     parser.add_argument("--output_dir", default="runs/benchmark-same-budget")
     parser.add_argument("--seed", type=int, default=0)
@@ -127,30 +156,10 @@ def main() -> None:
                     + " | ".join(f"{100 * values[p]:.2f}%" for p in protocols) + " |")
         print(rows[-1], flush=True)
 
-    side = train.features[dataset.image_column].shape[0]
-    pixels = [images_to_tensor(s, dataset.image_column, side, 1).flatten(1).float() / 255 for s in (train, test)]
-    add_row("raw pixels", f"{pixels[0].shape[1]}-d", "-", "-", "-", scores(*pixels))
-
-    # One randomly initialised twin per distinct backbone (e.g. the ResNet-18 of the pretext tasks and MAE's ViT),
-    # evaluated with the pooling its method's features use.
     configs = {name: method_config(name, args.preset, overrides.get(name, {})) for name in names}
-    twins: dict[str, tuple[str, ...]] = {}
-    for name, config in configs.items():
-        key = config.backbone_config.to_json_string() + f"{config.image_size}/{config.num_channels}"
-        twins.setdefault(key, (name,))
     images: dict[tuple[int, int], list[torch.Tensor]] = {}
-    for (name,) in twins.values():
-        config = configs[name]
-        shape = (config.image_size, config.num_channels)
-        if shape not in images:
-            images[shape] = [images_to_tensor(s, dataset.image_column, *shape) for s in (train, test)]
-        torch.manual_seed(args.seed)
-        backbone = build_backbone(config.backbone_config)
-        pooling = get_method(name).model_class.feature_pooling
-        features = [extract_features(backbone, x, config.image_mean, config.image_std, pooling)
-                    for x in images[shape]]
-        add_row(f"random init (twin of {name})", f"{type(backbone).__name__} {config.image_size}px", "-", "-", "-",
-                scores(*features))
+    if not args.no_baselines:
+        baselines(args, dataset, configs, images, scores, add_row)
 
     budget = 60 * args.minutes
     steps = {}
