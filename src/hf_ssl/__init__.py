@@ -16,14 +16,17 @@ from .modeling.colorization import ColorizationConfig, ColorizationForPreTrainin
 from .modeling.context_encoder import ContextEncoderConfig, ContextEncoderForPreTraining
 from .modeling.denoising_autoencoder import DenoisingAutoencoderConfig, DenoisingAutoencoderForPreTraining
 from .modeling.dino import DINOConfig, DINOForPreTraining
+from .modeling.entropy_minimization import EntropyMinimizationConfig, EntropyMinimizationModel
 from .modeling.jigsaw import JigsawConfig, JigsawForPreTraining
 from .modeling.mae import MAEConfig, MAEForPreTraining
 from .modeling.moco import MoCoConfig, MoCoForPreTraining
+from .modeling.pseudo_label import PseudoLabelConfig, PseudoLabelModel
 from .modeling.relative_patch_location import RelativePatchLocationConfig, RelativePatchLocationForPreTraining
 from .modeling.rotation import RotationConfig, RotationForPreTraining
 from .modeling.simclr import SimCLRConfig, SimCLRForPreTraining
 from .modeling.simmim import SimMIMConfig, SimMIMForPreTraining
 from .modeling.simsiam import SimSiamConfig, SimSiamForPreTraining
+from .modeling.supervised import SupervisedConfig, SupervisedModel
 from .modeling.swav import SwAVConfig, SwAVForPreTraining
 from .modeling.vicreg import VICRegConfig, VICRegForPreTraining
 from .modeling.visual_tokenizer import VisualVQConfig, VisualVQModel
@@ -40,4 +43,6 @@ __all__ = [
     "AutoencoderConfig", "AutoencoderForPreTraining", "DenoisingAutoencoderConfig",
     "DenoisingAutoencoderForPreTraining", "ContextEncoderConfig", "ContextEncoderForPreTraining",
     "ColorizationConfig", "ColorizationForPreTraining",
+    "SupervisedConfig", "SupervisedModel", "PseudoLabelConfig", "PseudoLabelModel", "EntropyMinimizationConfig",
+    "EntropyMinimizationModel",
 ]

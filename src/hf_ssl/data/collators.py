@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from ..errors import HfSslError
-from .normalization import PixelNormalization, rescale_pixels
-from .transforms import (MultiView, byol_augmentations, multi_crop_augmentation, random_horizontal_flip,
-                         random_resized_crop_flip, simclr_augmentation)
+from ..nn.normalization import PixelNormalization, rescale_pixels
+from .transforms import (MultiView, byol_augmentations, flip_and_shift, multi_crop_augmentation,
+                         random_horizontal_flip, random_resized_crop_flip, simclr_augmentation)
 
 
 class ImageCollator:
@@ -213,3 +213,53 @@ def flip_collator(config) -> ImageCollator:
     tasks (autoencoders, context encoder), whose target is the image itself."""
     return ImageCollator(config.image_mean, config.image_std,
                          augment=random_horizontal_flip() if config.horizontal_flip else None)
+
+
+class SemiSupervisedCollator:
+    """Items of a `SemiSupervisedDataset` -> the batch of a semi-supervised method, weakly augmented and normalised.
+
+    `[{"labeled_pixels": uint8 (C,H,W), "labels": (), "unlabeled_pixels": uint8 (mu,C,H,W), "unlabeled_index": (mu,)},
+    ...]` -> `{"labeled_pixels": float (B,C,H,W), "labels": (B,), "unlabeled_pixels": float (B*mu,C,H,W),
+    "unlabeled_index": (B*mu,)}`; the unlabelled keys only when the items have them (mu > 0). With
+    `unlabeled_views` = V > 1 (Mean Teacher's two noisy views of each unlabelled image), `unlabeled_pixels` is
+    (V, B*mu, C, H, W): V independent draws of the weak augmentation of the same images, view-major.
+
+    The weak augmentation (`flip_and_shift`: flip, translation with reflect padding) runs here on the CPU workers,
+    batched, each image with its own draw; a method's strong augmentation (RandAugment) runs in its forward on the
+    training device. Unlabelled images are flattened batch-major: rows i*mu .. i*mu+mu-1 belong to item i.
+    """
+
+    def __init__(self, image_mean: Sequence[float], image_std: Sequence[float], augment: nn.Module | None = None,
+                 unlabeled_views: int = 1):
+        if unlabeled_views < 1:
+            raise ValueError(f"unlabeled_views must be at least 1, got {unlabeled_views}")
+        self.normalize = PixelNormalization(image_mean, image_std)
+        self.augment = augment
+        self.unlabeled_views = unlabeled_views
+
+    def _weak(self, images: torch.Tensor) -> torch.Tensor:
+        images = rescale_pixels(images)
+        if self.augment is not None:
+            with torch.no_grad():
+                images = self.augment(images)
+        return self.normalize(images)
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        batch = {
+            "labeled_pixels": self._weak(torch.stack([example["labeled_pixels"] for example in examples])),
+            "labels": torch.stack([torch.as_tensor(example["labels"]) for example in examples]).long(),
+        }
+        if "unlabeled_pixels" in examples[0]:
+            unlabeled = torch.stack([example["unlabeled_pixels"] for example in examples]).flatten(0, 1)
+            views = [self._weak(unlabeled) for _ in range(self.unlabeled_views)]
+            batch["unlabeled_pixels"] = views[0] if self.unlabeled_views == 1 else torch.stack(views)
+            batch["unlabeled_index"] = torch.stack([example["unlabeled_index"] for example in examples]).flatten()
+        return batch
+
+
+def semi_supervised_collator(config) -> SemiSupervisedCollator:
+    """The collator of every semi-supervised method (a `SemiSupervisedConfig`): the weak augmentation
+    `flip_and_shift(config.image_size, config.horizontal_flip, config.max_translation)` on the labelled images and
+    on `config.unlabeled_views` views of the unlabelled ones, then normalisation."""
+    augment = flip_and_shift(config.image_size, config.horizontal_flip, config.max_translation)
+    return SemiSupervisedCollator(config.image_mean, config.image_std, augment, config.unlabeled_views)

@@ -28,6 +28,21 @@ def random_horizontal_flip() -> nn.Module:
     return K.AugmentationSequential(K.RandomHorizontalFlip())
 
 
+def flip_and_shift(image_size: int, horizontal_flip: bool = True, max_translation: float = 0.125) -> nn.Module | None:
+    """The "weak" augmentation of semi-supervised learning (FixMatch, Sohn et al. 2020, Sec. 2.3 and App. D; Mean
+    Teacher's translations): a random horizontal flip (p = 0.5) if `horizontal_flip`, then a random translation by up
+    to `max_translation` of the side in each direction, as USB implements it: reflect-pad by
+    round(max_translation * image_size) pixels, then a random crop back to the original size (4 px at 32 px for the
+    paper's 12.5%). None when there is nothing to do."""
+    ops: list[nn.Module] = []
+    if horizontal_flip:
+        ops.append(K.RandomHorizontalFlip())
+    padding = round(max_translation * image_size)
+    if padding > 0:
+        ops.append(K.RandomCrop((image_size, image_size), padding=padding, padding_mode="reflect"))
+    return K.AugmentationSequential(*ops) if ops else None
+
+
 def blur_kernel_size(image_size: int) -> int:
     """About 10% of the image side, odd and at least 3 (SimCLR appendix A: 23 px at 224; 3 px at 16 or 32)."""
     size = max(3, int(0.1 * image_size))

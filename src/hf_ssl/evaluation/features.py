@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import torch
 from transformers import PreTrainedModel
 
-from ..data.normalization import PixelNormalization, rescale_pixels
+from ..nn.normalization import PixelNormalization, rescale_pixels
 from ..nn.backbone import pooled_features
 
 

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
-from ..data.normalization import PixelNormalization, rescale_pixels
+from ..nn.normalization import PixelNormalization, rescale_pixels
 from ..errors import HfSslError, first_line
 
 __all__ = [

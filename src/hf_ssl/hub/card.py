@@ -29,6 +29,7 @@ PROTOCOL_NAMES = {
     "fill-mask-unigram-baseline": "baseline: always the most frequent training token",
     "perplexity": "held-out perplexity", "perplexity-unigram-baseline": "baseline: unigram perplexity",
     "next-token": "next-token top-1 accuracy",
+    "accuracy": "top-1 accuracy ({labels_used})",  # a classifier (semi-supervised): with how many labels it learned
 }
 
 
@@ -43,7 +44,8 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
     results = [
         dict(protocol_name=protocol_display_name(key, entry), dataset=entry["dataset"], split=entry["split"],
              value=entry["value"], metric=entry.get("metric", "accuracy"),
-             spread=entry.get("params", {}).get("std"))  # over few-shot episodes
+             spread=entry.get("params", {}).get("std"),  # over few-shot episodes
+             params=entry.get("params", {}))  # protocol details a template may show (a classifier's per-class accuracy)
         for key, entry in sorted(eval_results.items())
     ]
     card_data = ModelCardData(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from ..data.normalization import PixelNormalization, rescale_pixels
+from ..nn.normalization import PixelNormalization, rescale_pixels
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -1,6 +1,7 @@
 """Modalities: everything hf-ssl knows about a kind of data, in both directions.
 
-A method names its modality (`Method.modality`: image, image-text, text, words). The modality owns
+A method names its modality (`Method.modality`: image, image-classification (semi-supervised classifiers), image-text,
+text, words). The modality owns
 - **pretraining**: loading the data (`load_dataset`), turning it into a training dataset with the processor exported
   next to the model (`prepare`, which trains a tokenizer first where the method needs one), checking the written
   folder (`verify_export`), its plots and the data-specific lines of the model card;
@@ -24,7 +25,7 @@ from typing import Any, Sequence
 
 import torch
 from torch.utils.data import Dataset
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, TrainerCallback
 
 from ..errors import HfSslError, first_line
 from ..evaluation.finetune import FinetuneSettings
@@ -78,6 +79,13 @@ class PreparedData:
     processor: Any  # saved next to the exported model: an image processor, a tokenizer or a multimodal processor
     # split -> its images already decoded at the model's size (uint8), reused by the evaluation after training
     images: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Trainer callbacks the data needs (the semi-supervised monitor, which alone holds the hidden labels); the loop
+    # adds them to Trainer after its own
+    callbacks: list[TrainerCallback] = field(default_factory=list)
+    # facts about the training data for the run record (OUT/ssl/training_info.json) and the card: the labelled example
+    # ids of a semi-supervised run, how many there are; merged into the record last, so they override its generic
+    # entries of the same name (num_train_images: the images, not the dataset's items)
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 class Modality:
@@ -203,4 +211,10 @@ def modality_of_folder(model_dir: str | os.PathLike) -> Modality:
                         else "no hf-ssl evaluation applies to"))
 
 
-from . import image, image_text, text, word_vectors  # noqa: E402,F401  (each registers itself)
+def is_image_classifier(config: PretrainedConfig) -> bool:
+    """True when a config's `architectures` names a `*ForImageClassification` class: a classifier (the
+    image-classification modality's export), not a bare encoder, although both have an image config."""
+    return any(name.endswith("ForImageClassification") for name in config.architectures or ())
+
+
+from . import image, image_classification, image_text, text, word_vectors  # noqa: E402,F401  (each registers itself)

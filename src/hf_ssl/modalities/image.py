@@ -23,7 +23,8 @@ from ..hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_pr
 from ..modeling.method_model import MethodModel
 from ..hub.card import describe_backbone
 from ..nn.backbone import is_token_backbone, load_encoder
-from . import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, read_run_info, register_modality
+from . import (DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, is_image_classifier, read_run_info,
+               register_modality)
 
 
 def pooling_of(model_dir: str | os.PathLike, requested: str | None = None) -> str:
@@ -44,7 +45,9 @@ class ImageModality(Modality):
                                   data.label_column)
 
     def recognizes(self, config: PretrainedConfig) -> bool:
-        return hasattr(config, "num_channels") and getattr(config, "text_config", None) is None
+        # an image config, but not a classifier (the image-classification modality evaluates those)
+        return (hasattr(config, "num_channels") and getattr(config, "text_config", None) is None
+                and not is_image_classifier(config))
 
     def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset, config) -> list[str]:
         labelled = dataset.label_column is not None and dataset.test_split is not None

@@ -12,15 +12,18 @@ from .colorization import METHOD as COLORIZATION_METHOD
 from .context_encoder import METHOD as CONTEXT_ENCODER_METHOD
 from .denoising_autoencoder import METHOD as DENOISING_AUTOENCODER_METHOD
 from .dino import METHOD as DINO_METHOD
+from .entropy_minimization import METHOD as ENTROPY_MINIMIZATION_METHOD
 from .jigsaw import METHOD as JIGSAW_METHOD
 from .mae import METHOD as MAE_METHOD
 from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
+from .pseudo_label import METHOD as PSEUDO_LABEL_METHOD
 from .relative_patch_location import METHOD as RELATIVE_PATCH_LOCATION_METHOD
 from .rotation import METHOD as ROTATION_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
 from .simmim import METHOD as SIMMIM_METHOD
 from .simsiam import METHOD as SIMSIAM_METHOD
+from .supervised import METHOD as SUPERVISED_METHOD
 from .swav import METHOD as SWAV_METHOD
 from .vicreg import METHOD as VICREG_METHOD
 from .visual_tokenizer import METHOD as VISUAL_TOKENIZER_METHOD
@@ -32,5 +35,7 @@ for _method in (
     MLM_METHOD, CLM_METHOD, WORD2VEC_METHOD, ROTATION_METHOD, RELATIVE_PATCH_LOCATION_METHOD, JIGSAW_METHOD,
     AUTOENCODER_METHOD, DENOISING_AUTOENCODER_METHOD, CONTEXT_ENCODER_METHOD,
     COLORIZATION_METHOD,
+    # semi-supervised (image-classification modality): the baseline first, then the methods
+    SUPERVISED_METHOD, PSEUDO_LABEL_METHOD, ENTROPY_MINIMIZATION_METHOD,
 ):
     register_method(_method)

@@ -148,8 +148,9 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     # this callback calls once per optimizer step (a no-op for most methods).
     trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
                          data_collator=collator, callbacks=[OptimizerStepCallback()])
-    # first, so that reporting integrations see the logged embedding_std and loss terms
-    trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback()]
+    # first, so that reporting integrations and the printed logs see the logged embedding_std, loss terms and what
+    # the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
+    trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
     last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
     if last_checkpoint and trainer.is_world_process_zero():
         print(f"Resuming from {last_checkpoint}")
@@ -162,6 +163,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     trained: MethodModel = trainer.model
     run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
                          train_minutes, command, start, out_dir)
+    run_info.update(prepared.record)  # facts of the data (a semi-supervised run's labelled ids), last: they are exact
     if hub is not None:
         run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
     export_pretrained(trained, method, out_dir, run_info, prepared.processor)
