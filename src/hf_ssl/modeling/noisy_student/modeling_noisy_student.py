@@ -31,10 +31,6 @@ class NoisyStudentModel(TeacherStudentModel):
     config_class = NoisyStudentConfig
     base_model_prefix = "noisy_student"
 
-    def __init__(self, config: NoisyStudentConfig):
-        super().__init__(config)
-        self.normalization = PixelNormalization(config.image_mean, config.image_std)
-
     def teacher_probabilities(self, teacher: PreTrainedModel, pixels: torch.Tensor) -> torch.Tensor:
         """softmax(teacher logits / T), in float32: the soft labels and the confidences the selection reads."""
         return soft_targets(teacher(pixel_values=pixels).logits.float(), self.config.temperature)
@@ -43,8 +39,10 @@ class NoisyStudentModel(TeacherStudentModel):
         """RandAugment of the student's images while training: undo the normalisation, augment in [0, 1], redo it."""
         if not self.training or self.config.rand_augment_ops == 0:
             return pixels
-        images = self.normalization.invert(pixels.float()).clamp_(0.0, 1.0)
-        return self.normalization(rand_augment(images, num_ops=self.config.rand_augment_ops)).to(pixels.dtype)
+        # made here, not in __init__: from_pretrained builds the model on the meta device, where its tensors would be
+        normalization = PixelNormalization(self.config.image_mean, self.config.image_std)
+        images = normalization.invert(pixels.float()).clamp_(0.0, 1.0)
+        return normalization(rand_augment(images, num_ops=self.config.rand_augment_ops)).to(pixels.dtype)
 
     def unlabeled_loss(self, logits: torch.Tensor, teacher_probs: torch.Tensor, selection: Selection) -> torch.Tensor:
         """The soft cross-entropy with the teacher's distribution, or the hard one with its argmax."""
