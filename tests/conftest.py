@@ -104,3 +104,54 @@ def random_crops(batch: int = 6, num_local: int = 2, global_size: int = 16, loca
     if num_local:
         views["local_pixel_values"] = torch.randn(batch, num_local, 3, local_size, local_size, generator=generator)
     return views
+
+
+SHAPE_CLASSES = ("circle", "cross", "square")  # class names of `shape_images`, sorted as imagefolder sorts them
+
+
+def shape_images(root, per_split: dict[str, int], size: int = 16, seed: int = 0):
+    """An imagefolder dataset of small named classes (`SHAPE_CLASSES`: class subfolders of `root/<split>/`), each
+    image its shape at a random position and grey level on a noisy background: real class names for the
+    semi-supervised tests, in a second."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for split, count in per_split.items():
+        for name in SHAPE_CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                background = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                image = Image.fromarray(background)
+                draw = ImageDraw.Draw(image)
+                x, y = rng.integers(1, size // 3, 2)
+                w = int(rng.integers(size // 2, size - max(x, y) - 1))
+                shade = tuple(int(v) for v in rng.integers(150, 256, 3))
+                if name == "circle":
+                    draw.ellipse([x, y, x + w, y + w], outline=shade, width=2)
+                elif name == "square":
+                    draw.rectangle([x, y, x + w, y + w], outline=shade, width=2)
+                else:
+                    draw.line([x, y, x + w, y + w], fill=shade, width=2)
+                    draw.line([x, y + w, x + w, y], fill=shade, width=2)
+                image.save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def semi_supervised_run(tmp_path_factory):
+    """One tiny semi-supervised run shared by the semi-supervised tests (the export, the card, the record): Pseudo-Label
+    with 4 labels per class of `shape_images` (10 train and 4 test images per class), threshold 0 so that the monitor
+    has pseudo-labels to judge, 4 steps. Returns (OUT, the dataset folder, the finished process)."""
+    root = tmp_path_factory.mktemp("semi-supervised")
+    data = shape_images(root / "shapes", {"train": 10, "test": 4})
+    out = root / "pseudo-label-shapes"
+    result = run_cli("pretrain", "--method", "pseudo_label", "--preset", "tiny", "--dataset", f"imagefolder:{data}",
+                     "--labels_per_class", "4", "--threshold", "0", "--max_steps", "4", "--logging_steps", "1",
+                     "--seed", "0", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return out, data, result

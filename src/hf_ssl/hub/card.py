@@ -63,7 +63,7 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
             for key, entry in sorted(eval_results.items())
         ] or None,
     )
-    template = resources.files("hf_ssl.model_cards").joinpath(run_info.get("card_template", "encoder.md.j2")).read_text(encoding="utf-8")
+    template = card_template(run_info.get("card_template", "encoder.md.j2"))
     # the repo the card's loading code names: the one it is pushed to once known (`hf-ssl push`), else a placeholder
     repo_id = run_info.get("repo_id") or "ORG/" + run_info["model_name"]
     card = ModelCard.from_template(card_data, template_str=template, results=results,
@@ -71,6 +71,16 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
     path = out_dir / "README.md"
     card.save(path)
     return path
+
+
+def card_template(name: str) -> str:
+    """The text of the card template `name`: from the source checkout this module is imported from when there is one
+    (`model_cards/` next to `src/`), so that a checkout or git worktree run with `PYTHONPATH=src` uses its own templates
+    rather than those of another checkout installed in editable mode; else the installed `hf_ssl.model_cards`."""
+    checkout = Path(__file__).resolve().parents[3] / "model_cards" / name
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    return resources.files("hf_ssl.model_cards").joinpath(name).read_text(encoding="utf-8")
 
 
 def plots_section(out_dir: Path) -> str:

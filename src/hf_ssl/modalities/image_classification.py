@@ -10,7 +10,8 @@ pseudo-labels are and how many are used.
 
 Export: the trained classifier in its native `*ForImageClassification` class with the dataset's class names as
 `id2label`, and its image processor: `pipeline("image-classification", model=OUT)` works with plain transformers.
-Evaluation: top-1 accuracy on the test split, overall and per class.
+Evaluation: top-1 accuracy on the test split, overall and per class; on request, the image encoders' frozen-feature
+protocols (kNN, linear probe, few-shot) on the classifier's backbone.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..data.labeled_subset import labels_with_missing, read_labeled_subset, sele
 from ..data.semi_supervised import hide_labels
 from ..errors import HfSslError, first_line
 from ..evaluation.features import extract_features
+from ..evaluation.image_protocols import FROZEN_PROTOCOLS, evaluate_image_encoder
 from ..hub.card import describe_backbone
 from ..hub.export import image_processor_for
 from ..modeling.method_model import MethodModel
@@ -37,7 +39,7 @@ from ..nn.backbone_presets import require_safetensors
 from ..nn.normalization import PixelNormalization, rescale_pixels
 from . import (DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, is_image_classifier, read_run_info,
                register_modality)
-from .image import draw_image_plots
+from .image import draw_image_plots, pooling_of
 
 LABELED_SUBSET_FILE = "labeled_subset.json"  # in the run's work dir (OUT/checkpoints): the ids a resumed run must reuse
 
@@ -150,7 +152,9 @@ def model_to_dataset_classes(id2label: dict[int, str], class_names: list[str]) -
 class ImageClassificationModality(Modality):
     name = "image-classification"
     model_description = "an image classifier"
-    protocols = ("accuracy",)
+    # top-1 accuracy of the classifier; on request also the frozen-feature protocols of image encoders on its
+    # backbone (kNN, linear probe, few-shot: how good the representation the labels shaped is)
+    protocols = ("accuracy", *FROZEN_PROTOCOLS)
     default_protocols = ("accuracy",)
     card_template = "classifier.md.j2"
     pipeline_tag = "image-classification"
@@ -264,9 +268,25 @@ class ImageClassificationModality(Modality):
         model, processor = load_classifier(model_dir)
         if torch.cuda.is_available():
             model = model.to("cuda")
+        size = processor.size.get("height") or processor.size.get("shortest_edge")
+        results: dict[str, dict[str, Any]] = {}
+        if "accuracy" in spec.protocols:
+            results["accuracy"] = self._accuracy(model, processor, size, dataset, spec, images, model_dir)
+        frozen = tuple(p for p in spec.protocols if p in FROZEN_PROTOCOLS)
+        if frozen:  # the classifier's backbone as a frozen encoder, pooled as it was trained
+            results.update(evaluate_image_encoder(
+                model.base_model, dataset, size, model.config.num_channels, processor.image_mean, processor.image_std,
+                protocols=frozen, pooling=pooling_of(model_dir, spec.pooling), k=spec.k, temperature=spec.temperature,
+                batch_size=spec.batch_size, images=images, shots=spec.shots, episodes=spec.episodes,
+                model_dir=model_dir))
+        return results
+
+    @staticmethod
+    def _accuracy(model, processor, size: int, dataset: ImageDataset, spec: EvaluationSpec,
+                  images: dict[str, torch.Tensor] | None, model_dir: str | os.PathLike) -> dict[str, Any]:
+        """Top-1 accuracy on the test split, overall and per class (classes matched by name)."""
         test = dataset.splits[dataset.test_split]
         labels = labels_with_missing(test, dataset.label_column)
-        size = processor.size.get("height") or processor.size.get("shortest_edge")
         pixels = (images or {}).get(dataset.test_split)
         if pixels is None:
             pixels = images_to_tensor(test, dataset.image_column, size, model.config.num_channels)
@@ -283,14 +303,14 @@ class ImageClassificationModality(Modality):
                      if bool((truth == c).any())}
         run = read_run_info(model_dir)
         num_labeled = run.get("num_labeled")
-        labels_used = (f"{num_labeled} labels" if num_labeled is not None else "labels used unknown")
+        labels_used = f"{num_labeled} labels" if num_labeled is not None else "labels used unknown"
         if run.get("labels_per_class"):
             labels_used += f", {run['labels_per_class']} per class"
-        return {"accuracy": dict(
+        return dict(
             protocol="accuracy", dataset=dataset.name, split=dataset.test_split, value=float(correct.float().mean()),
             params=dict(per_class=per_class, num_labeled=num_labeled, labels_per_class=run.get("labels_per_class"),
                         labels_used=labels_used, num_test_images=int(truth.numel())),
-        )}
+        )
 
 
 register_modality(ImageClassificationModality())
