@@ -302,3 +302,17 @@ def test_a_teacher_with_other_labels_is_refused(tmp_path):
         model.load_pretrained_parts()
     with pytest.raises(ValueError, match="no folder"):
         SelfTrainingConfig(teacher=str(tmp_path / "missing"))
+
+
+def test_the_top_k_buffer_grows_with_the_indices_seen_stays_out_of_checkpoints_and_resets_each_round():
+    model = make(SelfTrainingModel, SelfTrainingConfig, selection="top_k", top_k=1, rounds=1).eval()
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.6, 0.2, 0.2], [0.1, 0.8, 0.1]])
+    first = model.select(probs, torch.tensor([0, 3, 5]))
+    assert first.weights.tolist() == [1, 0, 1] and model.top_k_selector.num_unlabeled == 6
+    second = model.select(torch.tensor([[0.95, 0.03, 0.02]]), torch.tensor([20]))  # grows, keeps what it saw
+    assert model.top_k_selector.num_unlabeled == 21 and second.weights.tolist() == [1]
+    assert model.top_k_selector.confidences[[0, 3, 5, 20]].tolist() == pytest.approx([0.9, 0.6, 0.8, 0.95])
+    assert model.select(probs[:1], torch.tensor([0])).weights.tolist() == [0]  # 0.95 is class 0's top 1 now
+    assert not [k for k in model.state_dict() if "top_k" in k]
+    step_done(model, 0.5)  # round 1 starts: a new teacher, nothing seen yet
+    assert model.top_k_selector.confidences.isinf().all()
