@@ -29,6 +29,7 @@ def rounds_presets(phases: int, **config: object) -> dict[str, dict[str, object]
     """`semi_supervised_presets(**config)` with a cosine restarted at each of `phases` equal phases."""
     presets = semi_supervised_presets(**config)
     for preset in presets.values():
+        preset["description"] += f", split into {phases} equal phases (a cosine cycle each)"
         preset["training"] = dict(preset["training"], lr_scheduler_type="cosine_with_restarts",
                                   lr_scheduler_kwargs={"num_cycles": phases})
     return presets
