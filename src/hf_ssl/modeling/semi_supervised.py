@@ -102,7 +102,8 @@ class SemiSupervisedConfig(ImageMethodConfig):
 
     def validate_labeled_subset(self):
         if self.labels_per_class is not None and self.labeled_fraction is not None:
-            raise ValueError("give either labels_per_class or labeled_fraction, not both")
+            raise ValueError("give either labels_per_class or labeled_fraction, not both (the `tiny` preset sets "
+                             "labels_per_class=4: use --labels_per_class with it, or another preset)")
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1, got {self.labels_per_class}")
         if self.labeled_fraction is not None and not 0.0 < self.labeled_fraction <= 1.0:
