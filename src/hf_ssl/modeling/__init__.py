@@ -11,6 +11,7 @@ from .clm import METHOD as CLM_METHOD
 from .colorization import METHOD as COLORIZATION_METHOD
 from .context_encoder import METHOD as CONTEXT_ENCODER_METHOD
 from .denoising_autoencoder import METHOD as DENOISING_AUTOENCODER_METHOD
+from .data_distillation import METHOD as DATA_DISTILLATION_METHOD
 from .dino import METHOD as DINO_METHOD
 from .entropy_minimization import METHOD as ENTROPY_MINIMIZATION_METHOD
 from .fixmatch import METHOD as FIXMATCH_METHOD
@@ -19,9 +20,11 @@ from .mae import METHOD as MAE_METHOD
 from .mean_teacher import METHOD as MEAN_TEACHER_METHOD
 from .mlm import METHOD as MLM_METHOD
 from .moco import METHOD as MOCO_METHOD
+from .noisy_student import METHOD as NOISY_STUDENT_METHOD
 from .pseudo_label import METHOD as PSEUDO_LABEL_METHOD
 from .relative_patch_location import METHOD as RELATIVE_PATCH_LOCATION_METHOD
 from .rotation import METHOD as ROTATION_METHOD
+from .self_training import METHOD as SELF_TRAINING_METHOD
 from .simclr import METHOD as SIMCLR_METHOD
 from .simmim import METHOD as SIMMIM_METHOD
 from .simsiam import METHOD as SIMSIAM_METHOD
@@ -39,5 +42,6 @@ for _method in (
     COLORIZATION_METHOD,
     # semi-supervised (image-classification modality): the baseline first, then the methods
     SUPERVISED_METHOD, PSEUDO_LABEL_METHOD, ENTROPY_MINIMIZATION_METHOD, MEAN_TEACHER_METHOD, FIXMATCH_METHOD,
+    SELF_TRAINING_METHOD, DATA_DISTILLATION_METHOD, NOISY_STUDENT_METHOD,
 ):
     register_method(_method)
