@@ -221,6 +221,16 @@ class SemiSupervisedModel(ImageMethodModel):
         """Mean cross-entropy of the labelled batch, in float32."""
         return F.cross_entropy(logits.float(), labels)
 
+    def labels_only(self, labeled_pixels: torch.Tensor, labels: torch.Tensor,
+                    **logged: torch.Tensor | float) -> SemiSupervisedOutput:
+        """The step of a batch without unlabelled images (every example labelled, mu = 0, or a phase that uses the
+        labels alone): the supervised cross-entropy, logged, and no pseudo-labels."""
+        logits = self.logits(labeled_pixels)
+        loss = self.supervised_loss(logits, labels)
+        self.record_loss_terms(loss, **logged)
+        self.last_pseudo_labels = None
+        return SemiSupervisedOutput(loss=loss, logits=logits)
+
     def record_loss_terms(self, supervised: torch.Tensor, unlabeled: torch.Tensor | None = None,
                           mask_rate: torch.Tensor | float | None = None, **extra: torch.Tensor | float) -> None:
         """What the logs show next to `loss`: `supervised_loss`, `unlabeled_loss` (unweighted), `mask_rate` (the

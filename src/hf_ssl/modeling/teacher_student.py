@@ -39,7 +39,6 @@ import os
 
 import torch
 from huggingface_hub.dataclasses import strict
-from torch import nn
 from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 
@@ -282,11 +281,7 @@ class TeacherStudentModel(SemiSupervisedModel):
                 unlabeled_index: torch.Tensor | None = None, **kwargs) -> SemiSupervisedOutput:
         round_ = self.current_round
         if unlabeled_pixels is None or round_ == 0:  # the first teacher (or no unlabelled data): the labels alone
-            logits = self.logits(self.student_inputs(labeled_pixels))
-            loss = self.supervised_loss(logits, labels)
-            self.record_loss_terms(loss, round=round_)
-            self.last_pseudo_labels = None
-            return SemiSupervisedOutput(loss=loss, logits=logits)
+            return self.labels_only(self.student_inputs(labeled_pixels), labels, round=round_)
 
         clean = self.unlabeled_views(unlabeled_pixels)[0]
         with torch.no_grad():

@@ -92,11 +92,7 @@ class FixMatchModel(SemiSupervisedModel):
     def forward(self, labeled_pixels: torch.Tensor, labels: torch.Tensor, unlabeled_pixels: torch.Tensor | None = None,
                 unlabeled_index: torch.Tensor | None = None, **kwargs) -> SemiSupervisedOutput:
         if unlabeled_pixels is None:  # every example labelled, or mu = 0: the labels alone
-            logits = self.logits(labeled_pixels)
-            loss = self.supervised_loss(logits, labels)
-            self.record_loss_terms(loss)
-            self.last_pseudo_labels = None
-            return SemiSupervisedOutput(loss=loss, logits=logits)
+            return self.labels_only(labeled_pixels, labels)
 
         weak = unlabeled_pixels
         strong = self.strong_view(weak) if self.training else weak

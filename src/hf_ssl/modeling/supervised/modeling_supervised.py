@@ -20,10 +20,8 @@ class SupervisedModel(SemiSupervisedModel):
 
     def forward(self, labeled_pixels: torch.Tensor, labels: torch.Tensor, unlabeled_pixels: torch.Tensor | None = None,
                 unlabeled_index: torch.Tensor | None = None, **kwargs) -> SemiSupervisedOutput:
-        logits = self.logits(labeled_pixels)
-        loss = self.supervised_loss(logits, labels)
-        self.record_loss_terms(loss)
-        return SemiSupervisedOutput(loss=loss, logits=logits)
+        # The baseline ignores unlabelled images (its presets load none: mu = 0).
+        return self.labels_only(labeled_pixels, labels)
 
 
 __all__ = ["SupervisedModel"]
