@@ -21,21 +21,24 @@ otherwise idle machine. Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import math
+import tempfile
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from transformers import TrainingArguments
 
-from hf_ssl.data.collators import UInt8ImageDataset
-from hf_ssl.data.datasets import load_image_dataset
+from hf_ssl.data.datasets import ImageDataset, load_image_dataset
 from hf_ssl.data.images import images_to_tensor, labels_to_tensor
 from hf_ssl.evaluation.features import extract_features
 from hf_ssl.evaluation.image_protocols import FROZEN_PROTOCOLS, frozen_feature_protocol
+from hf_ssl.modalities import StartingPoint, get_modality
 from hf_ssl.modeling.joint_embedding import JointEmbeddingConfig
 from hf_ssl.nn.backbone import build_backbone
 from hf_ssl.registry import METHODS, get_method
@@ -46,37 +49,51 @@ def method_config(method_name: str, preset: str, overrides: dict[str, str]):
     """The config `hf-ssl pretrain --method NAME --preset PRESET --FIELD VALUE ...` builds: `overrides` may name run
     flags (`backbone`, `image_size`, `patch_size`) as well as the method's config fields."""
     run_flags = {f.name for f in dataclasses.fields(PretrainArguments)}
-    arguments = PretrainArguments(method=method_name, preset=preset,
-                                  **{k: int(v) if k.endswith("_size") else v for k, v in overrides.items()
-                                     if k in run_flags})
+    values = {k: _literal(v) for k, v in overrides.items()}
+    arguments = PretrainArguments(method=method_name, preset=preset, **{k: v for k, v in values.items() if k in run_flags})
+    training_flags = {f.name for f in dataclasses.fields(TrainingArguments)}  # go to the command line only
     return build_config(get_method(method_name), arguments,
-                        {k: v for k, v in overrides.items() if k not in run_flags})[0]
+                        {k: v for k, v in values.items() if k not in run_flags | training_flags})[0]
 
 
-def seconds_per_step(method_name: str, preset: str, images: torch.Tensor, steps: int,
-                     overrides: dict[str, str]) -> float:
+def _literal(text: str):
+    """A flag's value as the command line's parser types it: a number or a boolean when it reads as one."""
+    try:
+        return ast.literal_eval({"true": "True", "false": "False"}.get(text, text))
+    except (ValueError, SyntaxError):
+        return text
+
+
+def seconds_per_step(method_name: str, preset: str, dataset: ImageDataset, steps: int,
+                     overrides: dict[str, str], progress: float = 0.6) -> float:
     """Median time of `steps` optimizer steps (after two warm-up steps) of the preset's model, batch size and
-    learning rate: collate + augment, forward, backward, AdamW, the per-step hook. (With one warm-up step and 4
-    timed ones, multi-crop methods were timed 1.6x slower than they then ran: allocator and kernel warm-up.)"""
+    learning rate on the training data its modality prepares from `dataset` (a semi-supervised method's labelled +
+    unlabelled batches too): collate + augment, forward, backward, AdamW, the per-step hook. The steps are timed at
+    `progress` into training, where every method does its full step (a self-training round after the first
+    teacher's, a ramped-up unlabelled loss). (With one warm-up step and 4 timed ones, multi-crop methods were timed
+    1.6x slower than they then ran: allocator and kernel warm-up.)"""
     method = get_method(method_name)
     config = method_config(method_name, preset, overrides)
     training = method.presets[preset].training
-    batch_size = training["per_device_train_batch_size"]
+    batch_size = int(overrides.get("per_device_train_batch_size", training["per_device_train_batch_size"]))
+    with tempfile.TemporaryDirectory() as work_dir:
+        prepared = get_modality(method.modality).prepare(config, dataset, StartingPoint(), work_dir)
     model = method.model_class(config).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=training["learning_rate"])
     collate = method.make_collator(config)
-    dataset = UInt8ImageDataset(images)
+    examples = prepared.train_dataset
     generator = torch.Generator().manual_seed(0)
     times = []
+    model.optimizer_step_done(0, progress)  # enter that phase of training (a round's teacher is taken here)
     for step in range(steps + 2):
         start = time.perf_counter()
-        indices = torch.randint(len(dataset), (batch_size,), generator=generator)
-        batch = collate([dataset[int(i)] for i in indices])
+        indices = torch.randint(len(examples), (batch_size,), generator=generator)
+        batch = collate([examples[int(i)] for i in indices])
         loss = model(**batch).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        model.optimizer_step_done(step + 1, (step + 1) / 1000)
+        model.optimizer_step_done(step + 1, progress)
         if step >= 2:
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
@@ -125,10 +142,13 @@ def main() -> None:
     parser.add_argument("--calibration_steps", type=int, default=6)
     parser.add_argument("--output_dir", default="runs/benchmark-same-budget")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a flag for every method (repeatable), e.g. labels_per_class=4")
     parser.add_argument("--set", action="append", default=[], metavar="METHOD:FIELD=VALUE",
                         help="override a method's config field (repeatable), e.g. swav:freeze_prototypes_steps=5")
     args = parser.parse_args()
     overrides: dict[str, dict[str, str]] = {}
+    shared = dict(item.split("=", 1) for item in args.all)
     for item in args.set:
         method_name, assignment = item.split(":", 1)
         field, value = assignment.split("=", 1)
@@ -139,6 +159,7 @@ def main() -> None:
 
     names = ([n for n, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig)]
              if args.methods == "joint-embedding" else args.methods.split(","))
+    overrides = {name: {**shared, **overrides.get(name, {})} for name in names}
     dataset = load_image_dataset(args.dataset, args.data_dir)
     train, test = dataset.splits[dataset.train_split], dataset.splits[dataset.test_split]
     train_y, test_y = labels_to_tensor(train, dataset.label_column), labels_to_tensor(test, dataset.label_column)
@@ -165,15 +186,7 @@ def main() -> None:
     steps = {}
     source = load_image_dataset(args.train_dataset) if args.train_dataset else dataset
     for name in names:
-        shape = (configs[name].image_size, configs[name].num_channels)
-        if args.train_dataset:
-            train_images = images_to_tensor(source.splits[source.train_split], source.image_column, *shape)
-        else:
-            if shape not in images:
-                images[shape] = [images_to_tensor(s, dataset.image_column, *shape) for s in (train, test)]
-            train_images = images[shape][0]
-        per_step = seconds_per_step(name, args.preset, train_images, args.calibration_steps,
-                                    overrides.get(name, {}))
+        per_step = seconds_per_step(name, args.preset, source, args.calibration_steps, overrides.get(name, {}))
         steps[name] = (max(1, math.floor(budget / per_step)), per_step)
         print(f"calibrated {name}: {per_step:.3f} s/step -> {steps[name][0]} steps", flush=True)
 
@@ -203,7 +216,7 @@ def main() -> None:
             evaluation = json.loads(result.stdout[result.stdout.index("{"):])
         else:
             evaluation = json.loads((out / "eval_results.json").read_text())
-        label = name + "".join(f" ({f}={v})" for f, v in overrides.get(name, {}).items())
+        label = name + "".join(f" ({f}={v})" for f, v in overrides.get(name, {}).items() if f not in shared)
         add_row(label, info["architecture"] + f" {info['image_size']}px", f"{max_steps} ({per_step:.2f} s/step)",
                 f"{info['epochs']:.2f}", f"{info['train_minutes']:.1f}", {p: evaluation[p]["value"] for p in protocols})
 
