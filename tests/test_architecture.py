@@ -81,8 +81,8 @@ def test_shared_code_never_branches_on_a_method_name():
 
 
 def test_model_code_imports_only_model_code():
-    """Everything `OUT/ssl` may carry imports, from hf_ssl, only other model code and `errors`: no data pipeline
-    (kornia), no training, no hub. The methods' `__init__.py` (presets, collators, registration) are not model code."""
+    """Everything `OUT/ssl` may carry imports, from hf_ssl, only other model code and `errors`: no data pipeline,
+    no training, no hub (augmentation a model runs in its own forward lives in `nn/`). The methods' `__init__.py` (presets, collators, registration) are not model code."""
     allowed = tuple(f"hf_ssl.{folder}" for folder in MODEL_CODE) + ("hf_ssl.errors",)
     wrong = {}
     for path in source_files(*MODEL_CODE):

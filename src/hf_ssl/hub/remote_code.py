@@ -9,8 +9,11 @@ files of its single-dot relative imports (`from .x import y`, `dynamic_module_ut
 `write_model_code` writes the model's and its config's modules and, transitively, every hf_ssl module they import,
 each under a flat name (`hf_ssl/nn/masking.py` -> `nn_masking.py`; a method's own files keep theirs, the names
 `auto_map` uses), with those imports rewritten to the flat names, and points `auto_map` at them. The modules must
-import nothing from hf_ssl beyond torch/transformers-only code (no data pipeline, no kornia): the contract test loads
-every method's `OUT/ssl` in a process where `import hf_ssl` fails.
+import nothing from hf_ssl beyond model code (`modeling/`, `nn/`, `losses/`: no data pipeline, no training): the
+contract test loads every method's `OUT/ssl` in a process where `import hf_ssl` fails. Their third-party imports are
+torch and transformers, and kornia for the methods that augment inside `forward` on the training device (FixMatch's
+and Noisy Student's strong views, `nn/rand_augment.py`): loading those methods' `OUT/ssl` needs kornia installed. The
+model at OUT's root, the one users load, is a native transformers class and needs neither.
 """
 
 from __future__ import annotations
