@@ -36,7 +36,6 @@ from ..hub.card import describe_backbone
 from ..hub.export import image_processor_for
 from ..modeling.method_model import MethodModel
 from ..nn.backbone_presets import require_safetensors
-from ..nn.normalization import PixelNormalization, rescale_pixels
 from . import (DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, is_image_classifier, read_run_info,
                register_modality)
 from .image import draw_image_plots, pooling_of
@@ -120,20 +119,12 @@ def load_classifier(folder: str | os.PathLike):
     return model, processor
 
 
-@torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, image_mean, image_std, batch_size: int = 256) -> torch.Tensor:
-    """(N, C, H, W) uint8 images -> (N,) predicted class ids, normalised exactly as the exported processor does."""
-    model.eval()
-    device = next(model.parameters()).device
-    normalize = PixelNormalization(image_mean, image_std)
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    predictions = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = rescale_pixels(images[start : start + batch_size].to(device, non_blocking=True))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(pixel_values=normalize(batch)).logits
-        predictions.append(logits.float().argmax(dim=-1).cpu())
-    return torch.cat(predictions)
+    """(N, C, H, W) uint8 images -> (N,) predicted class ids, normalised exactly as the exported processor does (the
+    batching, normalisation and autocast of the feature extraction, with the logits as the features)."""
+    logits = extract_features(model, images, image_mean, image_std, batch_size=batch_size,
+                              embed=lambda pixels: model(pixel_values=pixels).logits)
+    return logits.argmax(dim=-1)
 
 
 def model_to_dataset_classes(id2label: dict[int, str], class_names: list[str]) -> torch.Tensor:
