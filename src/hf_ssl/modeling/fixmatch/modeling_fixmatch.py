@@ -30,6 +30,7 @@ from transformers import PreTrainedModel
 from ...losses.pseudo_label import pseudo_label_loss
 from ...nn.momentum import copy_frozen, ema_update
 from ...nn.normalization import PixelNormalization
+from ...nn.pseudo_labeling import select_threshold
 from ...nn.rand_augment import RandAugment
 from ..semi_supervised import SemiSupervisedModel, SemiSupervisedOutput
 from .configuration_fixmatch import FixMatchConfig
@@ -99,8 +100,7 @@ class FixMatchModel(SemiSupervisedModel):
         logits, weak_logits, strong_logits = self.joint_logits(labeled_pixels, weak, strong)
         supervised = self.supervised_loss(logits, labels)
         with torch.no_grad():  # q_b, its argmax and the confidence mask are constants
-            confidence, pseudo_labels = weak_logits.detach().float().softmax(dim=-1).max(dim=-1)
-            mask = (confidence >= self.config.threshold).float()
+            pseudo_labels, mask = select_threshold(weak_logits.detach().float().softmax(dim=-1), self.config.threshold)
         unlabeled = pseudo_label_loss(strong_logits, pseudo_labels, mask)
         loss = supervised + self.config.unlabeled_weight * unlabeled
 

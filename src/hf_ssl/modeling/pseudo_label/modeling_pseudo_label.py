@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ...losses.pseudo_label import pseudo_label_loss
+from ...nn.pseudo_labeling import select_threshold
 from ...nn.ramp_up import linear_ramp_up
 from ..semi_supervised import SemiSupervisedModel, SemiSupervisedOutput
 from .configuration_pseudo_label import PseudoLabelConfig
@@ -38,8 +39,7 @@ class PseudoLabelModel(SemiSupervisedModel):
         logits, unlabeled_logits = self.joint_logits(labeled_pixels, unlabeled_pixels)
         supervised = self.supervised_loss(logits, labels)
         with torch.no_grad():
-            confidence, pseudo_labels = unlabeled_logits.detach().float().softmax(dim=-1).max(dim=-1)
-            mask = (confidence >= self.config.threshold).float()
+            pseudo_labels, mask = select_threshold(unlabeled_logits.detach().float().softmax(dim=-1), self.config.threshold)
         unlabeled = pseudo_label_loss(unlabeled_logits, pseudo_labels, mask)
         alpha = self.unlabeled_weight()
         loss = supervised + alpha * unlabeled
