@@ -5,6 +5,9 @@ randomly initialised twin of every backbone in the table.
     python scripts/benchmark_same_budget.py --dataset fashion_mnist --minutes 5 \\
         [--methods rotation,jigsaw,mae | --methods joint-embedding] [--protocols knn,linear,few-shot]
     python scripts/benchmark_same_budget.py --train_dataset emoji --dataset fashion_mnist --methods colorization
+    python scripts/benchmark_same_budget.py --methods supervised,fixmatch,fixmatch#from-autoencoder \\
+        --set fixmatch#from-autoencoder:backbone=AUTOENCODER_OUT --sweep labels_per_class=4,25,400 \\
+        --protocols accuracy --no_baselines --minutes 3 [--seeds 0,1,2]
 
 With `--train_dataset`, the methods pretrain on that data (colorization needs colour images) and the exported
 encoders are evaluated by transfer on `--dataset` (`hf-ssl evaluate`), as the papers' transfer tables do.
@@ -82,6 +85,10 @@ def seconds_per_step(method_name: str, preset: str, dataset: ImageDataset, steps
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=training["learning_rate"])
     collate = method.make_collator(config)
     examples = prepared.train_dataset
+    # Trainer keeps the last, short batch (drop_last is off): a training set smaller than the batch (the supervised
+    # baseline's 40 labelled images) is one short batch every step, and timing full batches over-estimated its step
+    # 1.6x (its first 3-minute run trained 1.5 minutes).
+    batch_size = min(batch_size, len(examples))
     generator = torch.Generator().manual_seed(0)
     times = []
     model.optimizer_step_done(0, progress)  # enter that phase of training (a round's teacher is taken here)
@@ -146,20 +153,32 @@ def main() -> None:
                         help="a flag for every method (repeatable), e.g. labels_per_class=4")
     parser.add_argument("--set", action="append", default=[], metavar="METHOD:FIELD=VALUE",
                         help="override a method's config field (repeatable), e.g. swav:freeze_prototypes_steps=5")
+    parser.add_argument("--sweep", default=None, metavar="FIELD=V1,V2,...",
+                        help="run every method at each value of one flag, e.g. labels_per_class=4,25,400 (USB's "
+                             "table); the summary has one column per value")
+    parser.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                        help="repeat every run with these training seeds and report mean +- standard deviation; a "
+                             "semi-supervised method's labelled subset is drawn with the same seed (USB varies both)")
     args = parser.parse_args()
     overrides: dict[str, dict[str, str]] = {}
     shared = dict(item.split("=", 1) for item in args.all)
     for item in args.set:
-        method_name, assignment = item.split(":", 1)
+        row, assignment = item.split(":", 1)
         field, value = assignment.split("=", 1)
-        overrides.setdefault(method_name, {})[field] = value
+        overrides.setdefault(row, {})[field] = value
     protocols = args.protocols.split(",")
+    sweep_field, sweep_values = (args.sweep.split("=", 1)[0], args.sweep.split("=", 1)[1].split(",")) if args.sweep \
+        else (None, [None])
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
 
     import hf_ssl  # noqa: F401  (registers the methods)
 
-    names = ([n for n, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig)]
-             if args.methods == "joint-embedding" else args.methods.split(","))
-    overrides = {name: {**shared, **overrides.get(name, {})} for name in names}
+    # A row is a method name, or NAME#TAG for a second row of the same method with other --set flags (e.g.
+    # `fixmatch#from-autoencoder` with `--set fixmatch#from-autoencoder:backbone=OUT`).
+    rows_keys = ([n for n, m in METHODS.items() if issubclass(m.config_class, JointEmbeddingConfig)]
+                 if args.methods == "joint-embedding" else args.methods.split(","))
+    method_of = {key: key.split("#")[0] for key in rows_keys}
+    overrides = {key: {**shared, **overrides.get(key, {})} for key in rows_keys}
     dataset = load_image_dataset(args.dataset, args.data_dir)
     train, test = dataset.splits[dataset.train_split], dataset.splits[dataset.test_split]
     train_y, test_y = labels_to_tensor(train, dataset.label_column), labels_to_tensor(test, dataset.label_column)
@@ -177,7 +196,14 @@ def main() -> None:
                     + " | ".join(f"{100 * values[p]:.2f}%" for p in protocols) + " |")
         print(rows[-1], flush=True)
 
-    configs = {name: method_config(name, args.preset, overrides.get(name, {})) for name in names}
+    def run_overrides(key: str, value: str | None, seed: int) -> dict[str, str]:
+        flags = {**overrides[key], **({sweep_field: value} if sweep_field else {})}
+        if args.seeds and "subset_seed" in {f.name for f in dataclasses.fields(get_method(method_of[key]).config_class)}:
+            flags["subset_seed"] = str(seed)
+        return flags
+
+    configs = {key: method_config(method_of[key], args.preset, run_overrides(key, sweep_values[0], seeds[0]))
+               for key in rows_keys}
     images: dict[tuple[int, int], list[torch.Tensor]] = {}
     if not args.no_baselines:
         baselines(args, dataset, configs, images, scores, add_row)
@@ -185,40 +211,57 @@ def main() -> None:
     budget = 60 * args.minutes
     steps = {}
     source = load_image_dataset(args.train_dataset) if args.train_dataset else dataset
-    for name in names:
-        per_step = seconds_per_step(name, args.preset, source, args.calibration_steps, overrides.get(name, {}))
-        steps[name] = (max(1, math.floor(budget / per_step)), per_step)
-        print(f"calibrated {name}: {per_step:.3f} s/step -> {steps[name][0]} steps", flush=True)
+    for key in rows_keys:
+        for value in sweep_values:  # per value: the labelled subset's size can change the batch (see seconds_per_step)
+            per_step = seconds_per_step(method_of[key], args.preset, source, args.calibration_steps,
+                                        run_overrides(key, value, seeds[0]))
+            steps[key, value] = (max(1, math.floor(budget / per_step)), per_step)
+            print(f"calibrated {key}{f' at {sweep_field}={value}' if sweep_field else ''}: {per_step:.3f} s/step -> "
+                  f"{steps[key, value][0]} steps", flush=True)
 
-    for name in names:
-        max_steps, per_step = steps[name]
-        out = Path(args.output_dir) / name
-        command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", name, "--preset", args.preset,
-                   "--dataset", args.train_dataset or args.dataset, "--max_steps", str(max_steps),
-                   "--eval_protocols", "none" if args.train_dataset else args.protocols,
-                   "--seed", str(args.seed), "--save_strategy", "no", "--output_dir", str(out)]
-        if args.data_dir and not args.train_dataset:
-            command += ["--data_dir", args.data_dir]
-        for field, value in overrides.get(name, {}).items():
-            command += [f"--{field}", value]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"{name}: failed\n{result.stderr[-3000:]}", file=sys.stderr)
-            continue
-        info = json.loads((out / "ssl" / "training_info.json").read_text())
-        if args.train_dataset:  # transfer: the export evaluated on --dataset, as users would
-            command = [sys.executable, "-m", "hf_ssl.cli", "evaluate", "--model", str(out), "--dataset", args.dataset,
-                       "--protocol", args.protocols] + (["--data_dir", args.data_dir] if args.data_dir else [])
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                print(f"{name}: evaluation failed\n{result.stderr[-3000:]}", file=sys.stderr)
-                continue
-            evaluation = json.loads(result.stdout[result.stdout.index("{"):])
-        else:
-            evaluation = json.loads((out / "eval_results.json").read_text())
-        label = name + "".join(f" ({f}={v})" for f, v in overrides.get(name, {}).items() if f not in shared)
-        add_row(label, info["architecture"] + f" {info['image_size']}px", f"{max_steps} ({per_step:.2f} s/step)",
-                f"{info['epochs']:.2f}", f"{info['train_minutes']:.1f}", {p: evaluation[p]["value"] for p in protocols})
+    results: dict[tuple[str, str | None], list[dict[str, float]]] = {}
+    for key in rows_keys:
+        for value in sweep_values:
+            for seed in seeds:
+                max_steps, per_step = steps[key, value]
+                out = Path(args.output_dir) / key.replace("#", "-")
+                if sweep_field:
+                    out /= f"{sweep_field}={value}"
+                if args.seeds:
+                    out /= f"seed{seed}"
+                flags = run_overrides(key, value, seed)
+                name = method_of[key]
+                command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", name, "--preset", args.preset,
+                           "--dataset", args.train_dataset or args.dataset, "--max_steps", str(max_steps),
+                           "--eval_protocols", "none" if args.train_dataset else args.protocols,
+                           "--seed", str(seed), "--save_strategy", "no", "--output_dir", str(out)]
+                if args.data_dir and not args.train_dataset:
+                    command += ["--data_dir", args.data_dir]
+                for field, flag_value in flags.items():
+                    command += [f"--{field}", flag_value]
+                result = subprocess.run(command, capture_output=True, text=True)
+                if result.returncode != 0:
+                    print(f"{key}: failed\n{result.stderr[-3000:]}", file=sys.stderr)
+                    continue
+                info = json.loads((out / "ssl" / "training_info.json").read_text())
+                if args.train_dataset:  # transfer: the export evaluated on --dataset, as users would
+                    command = [sys.executable, "-m", "hf_ssl.cli", "evaluate", "--model", str(out), "--dataset",
+                               args.dataset, "--protocol", args.protocols] + (
+                                   ["--data_dir", args.data_dir] if args.data_dir else [])
+                    result = subprocess.run(command, capture_output=True, text=True)
+                    if result.returncode != 0:
+                        print(f"{key}: evaluation failed\n{result.stderr[-3000:]}", file=sys.stderr)
+                        continue
+                    evaluation = json.loads(result.stdout[result.stdout.index("{"):])
+                else:
+                    evaluation = json.loads((out / "eval_results.json").read_text())
+                values = {p: evaluation[p]["value"] for p in protocols}
+                results.setdefault((key, value), []).append(values)
+                label = key + "".join(f" ({f}={v})" for f, v in flags.items() if f not in shared and f != "subset_seed")
+                label += f" seed {seed}" if args.seeds else ""
+                add_row(label, info["architecture"] + f" {info['image_size']}px",
+                        f"{max_steps} ({per_step:.2f} s/step)", f"{info['epochs']:.2f}", f"{info['train_minutes']:.1f}",
+                        values)
 
     trained_on = f"pretrained on {source.name}, evaluated on " if args.train_dataset else ""
     print(f"\n{trained_on}{dataset.name}: train {len(train)}, test {len(test)}; budget {args.minutes:g} min of training per "
@@ -227,6 +270,33 @@ def main() -> None:
     print(header)
     print("|---|---|---|---|---|" + "---|" * len(protocols))
     print("\n".join(rows))
+    if sweep_field or args.seeds:
+        print_summary(rows_keys, sweep_field, sweep_values, protocols, steps, results, len(seeds))
+
+
+def print_summary(keys: list[str], field: str | None, values: list[str | None], protocols: list[str],
+                  steps: dict, results: dict, num_seeds: int) -> None:
+    """One row per method, one column per swept value and protocol: the mean over the seeds, +- their (sample)
+    standard deviation when there are several."""
+    columns = [(v, p) for v in values for p in protocols]
+
+    def title(value: str | None, protocol: str) -> str:
+        return (f"{field}={value}" if field else "") + (f" {protocol}" if len(protocols) > 1 or not field else "")
+
+    print(f"\nsummary: mean of {num_seeds} seed(s){' +- standard deviation' if num_seeds > 1 else ''}; steps per "
+          "column in brackets\n")
+    print("| method | " + " | ".join(title(v, p) for v, p in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for key in keys:
+        cells = []
+        for value, protocol in columns:
+            runs = torch.tensor([r[protocol] for r in results.get((key, value), [])], dtype=torch.float64) * 100
+            if len(runs) == 0:
+                cells.append("failed")
+                continue
+            cell = f"{runs.mean():.2f}" + (f" +- {runs.std():.2f}" if len(runs) > 1 else "") + "%"
+            cells.append(cell + f" ({steps[key, value][0]})")
+        print(f"| {key} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
