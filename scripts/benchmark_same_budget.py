@@ -220,8 +220,8 @@ def main() -> None:
                   f"{steps[key, value][0]} steps", flush=True)
 
     results: dict[tuple[str, str | None], list[dict[str, float]]] = {}
-    for key in rows_keys:
-        for value in sweep_values:
+    for value in sweep_values:  # a column at a time: an interrupted sweep still compares every method
+        for key in rows_keys:
             for seed in seeds:
                 max_steps, per_step = steps[key, value]
                 out = Path(args.output_dir) / key.replace("#", "-")
