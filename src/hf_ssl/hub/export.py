@@ -60,6 +60,7 @@ def export_pretrained(
         for config_file in staging.rglob("*.json"):
             if config_file.name not in LARGE_JSON_FILES:
                 _strip_local_paths(config_file)
+        apply_umask(staging)
         for entry in staging.iterdir():
             target = out_dir / entry.name
             if target.is_dir():
@@ -67,6 +68,29 @@ def export_pretrained(
             os.replace(entry, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process's umask (read from /proc where it is, so that it is never changed, even for a moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(root: str | os.PathLike) -> None:
+    """Give every file and folder under `root` the permissions a plain `open`/`mkdir` gives under the umask.
+    transformers' `save_pretrained` writes `model.safetensors` through a temporary file, mode 0600 whatever the
+    umask (checked in 5.25), so an OUT shared by a team would hold weights only their owner can read."""
+    mask = current_umask()
+    for path in Path(root).rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def portable_value(value: Any) -> Any:

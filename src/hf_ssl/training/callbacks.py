@@ -114,3 +114,75 @@ class LossTermsCallback(TrainerCallback):
         last = state.log_history[-1] if state.log_history else {}
         if last.get("step") == state.global_step and "loss" in last:
             last.update(values)
+
+
+class DivergenceError(RuntimeError):
+    """Training produced non-finite gradients (under `--on_nonfinite stop`), weights or buffers."""
+
+
+def all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor on the tensors' device, without a host synchronisation: whether no element is NaN or
+    infinite. The max-norm, unlike the 2-norm, does not overflow on large finite values (1e34 squared is inf)."""
+    if not tensors:
+        return torch.tensor(True)
+    return torch.isfinite(torch.stack(torch._foreach_norm(tensors, float("inf")))).all()
+
+
+class NonFiniteGuardCallback(TrainerCallback):
+    """Stops a run whose weights, buffers or gradients stop being finite, or (`mode="skip"`) skips a step whose
+    gradients are not, checked after clipping and before `optimizer.step()` (a NaN or infinite loss gives such
+    gradients).
+
+    stop: raises `DivergenceError` naming the step, at the end of that step, before Trainer can log it, save it in a
+        checkpoint or export it: a diverged run exits non-zero with its last good checkpoint intact, instead of
+        exporting NaN weights (Trainer logs a NaN loss as the mean of the earlier ones and finishes normally).
+    skip: drops the step's gradients, so that the optimizer leaves every parameter and its moments as they were
+        (torch optimizers skip a parameter whose `.grad` is None), as mixed-precision loss scalers skip overflowed
+        steps; counted in the log as `nonfinite_steps_skipped`. The learning-rate schedule still advances. Weights or
+        buffers that are no longer finite stop the run even so: a forward pass has already written them (BatchNorm's
+        running variance overflows before any gradient does: at learning rate 1e8 a SimCLR run saved a checkpoint
+        with infinite running_var and finite gradients).
+
+    Costs: one host synchronisation per step at its end (and, to skip, one before the optimizer step), which Trainer
+    already pays on the loss (`logging_nan_inf_filter`, checked in transformers 5.25). The processes of a DDP run see
+    the same all-reduced gradients and the same weights, and so take the same decision.
+    """
+
+    def __init__(self, mode: str = "stop"):
+        if mode not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {mode!r}")
+        self.mode = mode
+        self.skipped = 0
+        self._gradients_finite: torch.Tensor | None = None
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                              model: nn.Module | None = None, **kwargs) -> None:
+        finite = all_finite([p.grad for p in model.parameters() if p.grad is not None])
+        if self.mode == "stop":
+            self._gradients_finite = finite  # read at the step's end, in the same synchronisation as the weights
+            return
+        if not bool(finite):
+            for parameter in model.parameters():
+                parameter.grad = None
+            self.skipped += 1
+            logger.warning("step %d: non-finite gradients, step skipped (%d so far)", state.global_step + 1,
+                           self.skipped)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    model: nn.Module | None = None, **kwargs) -> None:
+        weights = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        gradients = self._gradients_finite if self._gradients_finite is not None else torch.tensor(True)
+        gradients_finite, weights_finite = torch.stack([gradients.to(weights[0].device), all_finite(weights)]).tolist()
+        self._gradients_finite = None
+        if not gradients_finite:
+            raise DivergenceError(f"training diverged: non-finite gradients at step {state.global_step}")
+        if not weights_finite:
+            raise DivergenceError(f"training diverged: non-finite weights or buffers after step {state.global_step}")
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs) -> None:
+        if self.mode == "skip" and logs is not None and "loss" in logs:
+            logs["nonfinite_steps_skipped"] = self.skipped
+            last = state.log_history[-1] if state.log_history else {}
+            if last.get("step") == state.global_step and "loss" in last:
+                last["nonfinite_steps_skipped"] = self.skipped

@@ -7,6 +7,7 @@ code runs unchanged under `torchrun` / `accelerate launch`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -18,11 +19,12 @@ from typing import Any
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import PretrainedConfig, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, enable_full_determinism, set_seed
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..errors import HfSslError
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
-from ..hub.export import export_pretrained, portable_value, write_json_atomic
+from ..hub.export import apply_umask, export_pretrained, portable_value, write_json_atomic
 from ..hub.plots import LOSS_PLOT, plot_loss_curve, write_plots
 from ..hub.push import push_folder, validate_repo_id
 from ..modalities import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, get_modality
@@ -30,9 +32,10 @@ from ..modeling.image_method import method_config_fields
 from ..modeling.method_model import MethodModel
 from ..nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method
-from .callbacks import CollapseMonitorCallback, LossTermsCallback, OptimizerStepCallback, unwrap_model
-
-CHECKPOINTS_SUBDIR = "checkpoints"
+from .callbacks import (CollapseMonitorCallback, DivergenceError, LossTermsCallback, NonFiniteGuardCallback,
+                        OptimizerStepCallback, unwrap_model)
+from .checkpoints import CHECKPOINTS_SUBDIR, OutputLock, last_complete_checkpoint
+from .seeded_collation import BatchIndices, SeededCollationCallback, SeededCollator
 
 
 @dataclass
@@ -60,6 +63,10 @@ class PretrainArguments:
         "help": "comma-separated protocols run on the test split after training (image encoders: knn, linear, few-shot, finetune; "
                 "CLIP: zero-shot, retrieval, knn, linear), 'auto' (the method's usual ones) or 'none'"})
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN evaluation"})
+    on_nonfinite: str = field(default="stop", metadata={
+        "help": "a step with non-finite gradients: 'stop' the run (non-zero exit, nothing exported, checkpoints kept) "
+                "or 'skip' the step (counted in the log as nonfinite_steps_skipped)",
+        "choices": ["stop", "skip"]})
 
     def data_spec(self) -> DataSpec:
         return DataSpec(self.dataset, self.data_dir, self.image_column, self.label_column, self.text_column)
@@ -125,70 +132,119 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         print(f"Not evaluated after training: no {modality.name} protocol applies to {dataset.name} (a labelled test "
               "split, or the protocol's reference files, are missing).")
 
-    checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
-    start = StartingPoint(tokenizer=args.tokenizer, checkpoint=checkpoint)
-    with training_args.main_process_first(desc="preparing the training data"):
-        prepared = modality.prepare(config, dataset, start, str(checkpoints_dir))
-    model = method.model_class(config)
-    model.load_pretrained_parts()
-    if checkpoint is not None:
-        model.load_encoder_weights(checkpoint)
+    # One writer per OUT, from the first file this run writes to the last; the main process holds the lock for
+    # all the processes of a multi-process run.
+    with OutputLock(out_dir) if training_args.process_index == 0 else contextlib.nullcontext():
+        # Trainer seeds every generator when it is built, but the data preparation (a tokenizer's or a vocabulary's
+        # training, a labelled subset) and the model's initial weights come before it: seeded here too, the same
+        # --seed gives the same initial weights (two runs differed by up to 0.6 after 12 MAE steps without this).
+        if training_args.full_determinism:
+            enable_full_determinism(training_args.seed)
+        else:
+            set_seed(training_args.seed)
+        checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
+        start = StartingPoint(tokenizer=args.tokenizer, checkpoint=checkpoint)
+        with training_args.main_process_first(desc="preparing the training data"):
+            prepared = modality.prepare(config, dataset, start, str(checkpoints_dir))
+        model = method.model_class(config)
+        model.load_pretrained_parts()
+        if checkpoint is not None:
+            model.load_encoder_weights(checkpoint)
 
-    # push_to_hub=False: Trainer would push checkpoints/ (optimizer states) at every save and contact the Hub
-    # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
-    training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir), remove_unused_columns=False,
-                                        push_to_hub=False)
-    # One batch through the method's data pipeline before Trainer creates anything in OUT: a mistake the collator
-    # detects (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step.
-    # Trainer seeds every generator when it is built, so this batch changes no random draw of the training.
-    collator = method.make_collator(config)
-    first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
-    collator([prepared.train_dataset[i] for i in first])
-    # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
-    # this callback calls once per optimizer step (a no-op for most methods).
-    trainer = SSLTrainer(model=model, args=training_args, train_dataset=prepared.train_dataset,
-                         data_collator=collator, callbacks=[OptimizerStepCallback()])
-    # first, so that reporting integrations and the printed logs see the logged embedding_std, loss terms and what
-    # the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
-    trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
-    last_checkpoint = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
-    if last_checkpoint and trainer.is_world_process_zero():
-        print(f"Resuming from {last_checkpoint}")
-    start_time = time.time()
-    trainer.train(resume_from_checkpoint=last_checkpoint)
-    train_minutes = (time.time() - start_time) / 60
-    if not trainer.is_world_process_zero():
-        return {}
-
-    trained: MethodModel = trainer.model
-    run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
-                         train_minutes, command, start, out_dir)
-    run_info.update(prepared.record)  # facts of the data (a semi-supervised run's labelled ids), last: they are exact
-    if hub is not None:
-        run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
-    export_pretrained(trained, method, out_dir, run_info, prepared.processor)
-    modality.verify_export(out_dir, config, dataset)
-    # The export is evaluated as users load it, by the same code as `hf-ssl evaluate OUT`; the splits already
-    # decoded for training are reused.
-    spec = EvaluationSpec(protocols=tuple(protocols), data=data, k=args.knn_k)
-    results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if protocols else {}
-    if results:
-        write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
-    write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, plots_dir))
-    write_model_card(out_dir, run_info, results)  # links the plots now in OUT/plots
-    if hub is not None:
+        # push_to_hub=False: Trainer would push checkpoints/ (optimizer states) at every save and contact the Hub
+        # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
+        training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
+                                            remove_unused_columns=False, push_to_hub=False)
+        # One batch through the method's data pipeline before Trainer creates anything in OUT: a mistake the
+        # collator detects (colorization on grayscale images, crops that do not fit) ends the run here, not in its
+        # first step.
+        # Trainer seeds every generator when it is built, so this batch changes no random draw of the training.
+        collate = method.make_collator(config)
+        first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
+        collate([prepared.train_dataset[i] for i in first])
+        # Each batch's random draws (augmentation, masking, sampling in the dataset) from its own seed, whenever it
+        # is fetched: a resumed run fetches the batches it resumes with again, and must draw what the uninterrupted
+        # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples.
+        collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index)
+        # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
+        # this callback calls once per optimizer step (a no-op for most methods).
+        trainer = SSLTrainer(model=model, args=training_args, train_dataset=BatchIndices(prepared.train_dataset),
+                             data_collator=collator,
+                             callbacks=[OptimizerStepCallback(), NonFiniteGuardCallback(args.on_nonfinite),
+                                        SeededCollationCallback(collator)])
+        # first, so that reporting integrations and the printed logs see the logged embedding_std, loss terms and
+        # what the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
+        trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
+        # An incomplete checkpoint (killed while writing it) is skipped and, by the main process, removed; the
+        # others wait for it at main_process_first, so that every process resumes from the same checkpoint.
+        with training_args.main_process_first(desc="finding the checkpoint to resume from"):
+            last_checkpoint = last_complete_checkpoint(checkpoints_dir,
+                                                       remove_incomplete=training_args.process_index == 0)
+        if last_checkpoint and trainer.is_world_process_zero():
+            print(f"Resuming from {last_checkpoint}")
+        start_time = time.time()
         try:
-            commit_url = push_folder(out_dir, **hub)
-        except HfSslError as e:  # the run is not lost: say how to publish it later
-            raise HfSslError(f"{e} (OUT is complete: publish it with `hf-ssl push {out_dir} --repo_id "
-                             f"{hub['repo_id']}`)") from None
-        print(f"Pushed {out_dir} to {hub['repo_id']}: {commit_url}")
-    return results
+            trainer.train(resume_from_checkpoint=last_checkpoint)
+        except DivergenceError as e:
+            good = last_complete_checkpoint(checkpoints_dir, remove_incomplete=False)
+            raise HfSslError(f"{e}; nothing exported. " + (
+                f"The last good checkpoint is {good} (a re-run resumes from it); " if good else
+                "No checkpoint was saved before it; ") + "try a lower --learning_rate, or --on_nonfinite skip") from None
+        train_minutes = (time.time() - start_time) / 60
+        if not trainer.is_world_process_zero():
+            return {}
+
+        trained: MethodModel = trainer.model
+        run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
+                             train_minutes, command, start, out_dir)
+        run_info.update(prepared.record)  # facts of the data (a semi-supervised run's labelled ids), last: exact
+        if hub is not None:
+            run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
+        export_pretrained(trained, method, out_dir, run_info, prepared.processor)
+        modality.verify_export(out_dir, config, dataset)
+        # The export is evaluated as users load it, by the same code as `hf-ssl evaluate OUT`; the splits already
+        # decoded for training are reused.
+        spec = EvaluationSpec(protocols=tuple(protocols), data=data, k=args.knn_k)
+        results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if protocols else {}
+        if results:
+            write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
+        write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, plots_dir))
+        write_model_card(out_dir, run_info, results)  # links the plots now in OUT/plots
+        if hub is not None:
+            try:
+                commit_url = push_folder(out_dir, **hub)
+            except HfSslError as e:  # the run is not lost: say how to publish it later
+                raise HfSslError(f"{e} (OUT is complete: publish it with `hf-ssl push {out_dir} --repo_id "
+                                 f"{hub['repo_id']}`)") from None
+            print(f"Pushed {out_dir} to {hub['repo_id']}: {commit_url}")
+        return results
 
 
 class SSLTrainer(Trainer):
     """Trainer that leaves out of weight decay what a model lists in `no_weight_decay()` (timm's convention, part of
     the method contract), on top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Trainer loads a checkpoint's weights with `load_state_dict(strict=False)`, but transformers 5's
+        `save_pretrained` writes some models' weights under their legacy names (ViT's module
+        `layers.0.attention.q_proj` as `encoder.layer.0.attention.attention.query`) that only `from_pretrained` maps
+        back: every resumed ViT run silently restarted its encoder from the initial weights (checked in 5.25). The
+        weights are loaded through `from_pretrained` instead, and every key must match."""
+        if self.is_fsdp_enabled or not os.path.isfile(os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        target = unwrap_model(model if model is not None else self.model)
+        loaded, info = type(target).from_pretrained(resume_from_checkpoint, config=target.config,
+                                                    output_loading_info=True)
+        mismatched = {*info["missing_keys"], *info["unexpected_keys"]}  # (shape mismatches raise in the load)
+        if mismatched:
+            raise HfSslError(f"checkpoint {resume_from_checkpoint} does not match the model: "
+                             f"{', '.join(sorted(mismatched)[:5])}")
+        target.load_state_dict(loaded.state_dict())
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:  # the weights are written 0600 whatever the umask (see `apply_umask`)
+            apply_umask(Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
 
     def get_decay_parameter_names(self, model) -> list[str]:
         names = super().get_decay_parameter_names(model)

@@ -1,0 +1,101 @@
+"""Random draws of the data pipeline that depend on the batch, not on when it was fetched: what makes a resumed run
+end with the uninterrupted run's weights.
+
+Datasets and collators draw from the global generators (augmentation and masking in the collator; word2vec's
+subsampling and negatives and CLIP's caption choice when an example is fetched). With those alone, resuming cannot
+be exact: the data loader runs ahead of the step (accelerate's `DataLoaderShard` fetches batch k + 1 before it
+yields batch k, and Trainer 5.25 fetches a step's batches before restoring the checkpoint's generator states), so
+the states a checkpoint saves already include draws for batches the resumed run fetches again, and the model's own
+draws (MAE's masks, dropout) shift too. So the data loader hands over indices only (`BatchIndices`), and
+`SeededCollator` fetches and collates each batch under generators seeded from (seed, process, epoch, batch index in
+the epoch), restoring the global ones afterwards: batch i gets the same draws whenever it is fetched, in the main
+process or a DataLoader worker, and the model draws from a global stream the data pipeline never touches, which
+the checkpoint restores exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import has_length
+
+
+def batch_seed(seed: int, process_index: int, epoch: int, batch: int) -> int:
+    """A 63-bit seed for one batch, distinct for every (seed, process, epoch, batch)."""
+    mixed = np.random.SeedSequence([seed & 0xFFFFFFFF, process_index, epoch, batch]).generate_state(2, np.uint32)
+    return (int(mixed[0]) << 31) ^ int(mixed[1])
+
+
+class BatchIndices(Dataset):
+    """`dataset` as its indices, what Trainer's data loader samples and batches; `SeededCollator` fetches them."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class SeededCollator:
+    """Fetches a batch of indices from `dataset` and collates it: batch `b` of epoch `e` on process `p` under torch,
+    Python and NumPy generators seeded with `batch_seed(seed, p, e, b)`; the global generator states are restored
+    afterwards, so the data pipeline draws nothing from them. `start_epoch` (`SeededCollationCallback`) sets where
+    the next batch is, before the epoch's data loader starts (and hands copies of this object to its workers)."""
+
+    def __init__(self, collate: Callable[[list[Any]], Any], dataset: Dataset, seed: int, process_index: int = 0):
+        self.collate = collate
+        self.dataset = dataset
+        self.seed = seed
+        self.process_index = process_index
+        self.epoch = 0
+        self.first_batch = 0
+        self._collated = 0
+
+    def start_epoch(self, epoch: int, first_batch: int = 0) -> None:
+        self.epoch, self.first_batch, self._collated = epoch, first_batch, 0
+
+    def __call__(self, indices: list[int]) -> Any:
+        # DataLoader workers take batches in turn: worker w of W collates batches w, w + W, w + 2W, ...
+        worker = get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        batch = self.first_batch + self._collated * workers + worker_id
+        self._collated += 1
+        seed = batch_seed(self.seed, self.process_index, self.epoch, batch)
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                random.seed(seed)
+                np.random.seed(seed % 2**32)
+                return self.collate([self.dataset[i] for i in indices])
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+class SeededCollationCallback(TrainerCallback):
+    """Tells the `SeededCollator` at each epoch's start which epoch it is and which batch of it comes first: 0, or,
+    in the epoch a resumed run starts in, the batches Trainer skips (the optimizer steps of that epoch already done
+    times the accumulation steps, as `Trainer._inner_training_loop` computes them)."""
+
+    def __init__(self, collator: SeededCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       train_dataloader=None, **kwargs) -> None:
+        batches = len(train_dataloader) if has_length(train_dataloader) else None
+        if batches is None:  # an iterable dataset: one endless epoch, as Trainer runs it with max_steps
+            self.collator.start_epoch(0, state.global_step * args.gradient_accumulation_steps)
+            return
+        steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+        epoch, step_in_epoch = divmod(state.global_step, steps_per_epoch)
+        self.collator.start_epoch(epoch, step_in_epoch * args.gradient_accumulation_steps)
