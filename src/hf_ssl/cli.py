@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
+import re
 import shlex
 import sys
 import typing
 from pathlib import Path
 from typing import Optional
 
+from safetensors import SafetensorError
+
 from .errors import HfSslError, first_line
+
+
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+
+
+def _os_error_code(message: str) -> int | None:
+    """The errno in a Rust I/O error's message ("... (os error 28)")."""
+    found = re.search(r"\(os error (\d+)\)", message)
+    return int(found.group(1)) if found else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +47,17 @@ def main(argv: list[str] | None = None) -> None:
         commands[command](rest)
     except HfSslError as error:
         print(f"hf-ssl: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (OSError, SafetensorError) as error:
+        # A full disk or quota, a file-size limit, a read-only or unwritable place: the user's storage, not a bug.
+        # No half-written export is left: it is staged in OUT/.export-* and moved into place when complete; a
+        # half-written checkpoint is skipped on resume. safetensors' writer reports such failures as
+        # "SafetensorError: Error while serializing: I/O error: File too large (os error 27)".
+        code = error.errno if isinstance(error, OSError) else _os_error_code(str(error))
+        if code not in STORAGE_ERRORS:
+            raise
+        where = f" {error.filename}" if isinstance(error, OSError) and error.filename else ""
+        print(f"hf-ssl: error: cannot write{where}: {os.strerror(code)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("hf-ssl: interrupted", file=sys.stderr)
@@ -100,6 +124,9 @@ def pretrain(argv: list[str]) -> None:
     if remaining:
         raise HfSslError(f"unrecognized arguments: {' '.join(remaining)} (see `hf-ssl pretrain --help`)")
     args, method_flags, training_args, *unused = parsed
+    if training_args.max_steps == 0:
+        raise HfSslError("--max_steps 0 trains nothing: give a positive number of steps (or -1 to train for "
+                         "--num_train_epochs)")
     if unused:  # a preset's recipe names a key TrainingArguments does not have: a bug in the preset
         raise RuntimeError(f"preset {preset} sets unknown TrainingArguments: {sorted(vars(unused[0]))}")
     overrides = {k: v for k, v in dataclasses.asdict(method_flags).items() if v is not None}

@@ -174,7 +174,12 @@ def _decode(value: dict | None, feature_mode: str | None) -> PIL.Image.Image:
 
 
 def _convert(image: PIL.Image.Image, mode: str) -> PIL.Image.Image:
-    """RGB (or L) the way transformers' ``convert_to_rgb`` does: transparency is composited onto white."""
+    """RGB (or L) the way transformers' ``convert_to_rgb`` does: transparency is composited onto white. 16-bit
+    grayscale (PNG, TIFF: PIL modes I;16 and I) is scaled to 8 bits; PIL's own conversion clips it at 255, which
+    turns a 16-bit image white."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        scaled = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+        image = PIL.Image.fromarray(scaled, "L")
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         image = image.convert("RGBA")
         image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", image.size, (255, 255, 255, 255)), image)

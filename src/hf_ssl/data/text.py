@@ -25,6 +25,7 @@ import inspect
 import os
 import sysconfig
 import zlib
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -119,6 +120,21 @@ def python_docstrings() -> list[str]:
 # ---------------------------------------------------------------------------------------------- text files
 
 
+def _diagnose_text_files(files: list[str]) -> str | None:
+    """What is wrong with the files, which `datasets`' text builder reports only as "An error occurred while
+    generating the dataset": the first one that is not UTF-8, or that none holds any text."""
+    has_text = False
+    for path in files:
+        data = Path(path).read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); convert it, e.g. "
+                    "`iconv -f latin1 -t utf-8`")
+        has_text = has_text or bool(text.strip())
+    return None if has_text else "the files hold no text (empty, or whitespace only)"
+
+
 def _load_text_files(pattern: str) -> datasets.Dataset:
     if not pattern:
         raise HfSslError("text: needs a file pattern, e.g. text:'corpus/*.txt'")
@@ -128,7 +144,8 @@ def _load_text_files(pattern: str) -> datasets.Dataset:
     try:
         loaded = datasets.load_dataset("text", data_files={"train": files}, sample_by="paragraph", split="train")
     except Exception as e:  # undecodable bytes and the like: a problem with the user's files
-        raise HfSslError(f"cannot read the text files of text:{pattern}: {first_line(e)}") from None
+        reason = _diagnose_text_files(files) or first_line(e)
+        raise HfSslError(f"cannot read the text files of text:{pattern}: {reason}") from None
     # a paragraph's lines become one line of text
     return loaded.map(lambda batch: {"text": [" ".join(t.split()) for t in batch["text"]]}, batched=True)
 

@@ -71,7 +71,10 @@ class OutputLock:
 
     def __enter__(self) -> "OutputLock":
         self._created_out_dir = not self.out_dir.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # checked before training, not when the first checkpoint is due
+            raise HfSslError(f"cannot create --output_dir {self.out_dir}: {e.strerror}") from None
         self._file = open(self.path, "a+")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
