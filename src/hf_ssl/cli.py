@@ -131,6 +131,11 @@ def pretrain(argv: list[str]) -> None:
         raise RuntimeError(f"preset {preset} sets unknown TrainingArguments: {sorted(vars(unused[0]))}")
     overrides = {k: v for k, v in dataclasses.asdict(method_flags).items() if v is not None}
     results = run_pretraining(method, args, training_args, overrides, portable_command(["hf-ssl", "pretrain", *argv]))
+    # Every process tears its process group down itself, once nothing collective is left (the other processes
+    # return right after training, the main one after the export): left to interpreter shutdown, gloo's threads
+    # aborted a finished process now and then ("terminate called without an active exception", exit -6).
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     if results is not None and training_args.process_index == 0:
         print(f"\nExported to {training_args.output_dir} (native transformers; full {method.display_name} model in ssl/)")
         for name, entry in results.items():
