@@ -155,10 +155,10 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
         training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
                                             remove_unused_columns=False, push_to_hub=False)
-        # One batch through the method's data pipeline before Trainer creates anything in OUT: a mistake the
-        # collator detects (colorization on grayscale images, crops that do not fit) ends the run here, not in its
-        # first step.
-        # Trainer seeds every generator when it is built, so this batch changes no random draw of the training.
+        # One batch through the method's data pipeline before Trainer starts: a mistake the collator detects
+        # (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step, and
+        # OutputLock removes the OUT that only its lock file is in. Trainer seeds every generator when it is built,
+        # so this batch changes no random draw of the training.
         collate = method.make_collator(config)
         first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
         collate([prepared.train_dataset[i] for i in first])
