@@ -1,4 +1,8 @@
-"""Joint-embedding losses with gather_distributed=True in 2 real processes equal the 1-process global-batch loss.
+"""Cross-sample objectives in 2 real processes equal the 1-process global-batch ones: the joint-embedding and CLIP
+losses with gather_distributed=True, SwAV's codes, DINO's centre, the queue, `top_k` pseudo-label selection (over the
+unlabelled set) and colorization's colour prior (over every target pixel). The other pretext-task and
+semi-supervised losses are means of per-example terms: with DDP's equal local batches the mean over ranks is the
+global mean, which the per-example entries of LOSSES check too.
 
 Gradient factor: `gather_with_grad`'s backward sums what every rank computed for a slice, so each rank's local
 inputs receive d(sum_r loss_r)/dx. Every loss below is defined so that mean_r loss_r = L, the loss of the
@@ -15,13 +19,19 @@ import textwrap
 import pytest
 import torch
 
+from hf_ssl import ColorizationConfig, ColorizationForPreTraining
 from hf_ssl.losses.barlow_twins import barlow_twins_loss
 from hf_ssl.losses.clip import clip_loss
+from hf_ssl.losses.consistency import soft_cross_entropy, softmax_mse_loss
+from hf_ssl.losses.entropy_minimization import entropy_loss
 from hf_ssl.losses.dino import update_center
 from hf_ssl.losses.info_nce import info_nce_loss
 from hf_ssl.losses.nt_xent import nt_xent_loss
+from hf_ssl.losses.pseudo_label import pseudo_label_loss
 from hf_ssl.losses.swav import sinkhorn_knopp
 from hf_ssl.losses.vicreg import vicreg_loss
+from hf_ssl.nn.backbone_presets import backbone_config_from_spec
+from hf_ssl.nn.pseudo_labeling import TopKPerClassSelector
 
 pytestmark = pytest.mark.distributed
 
@@ -35,13 +45,20 @@ LOSSES = {
     "vicreg": lambda a, b, gather: torch.stack(vicreg_loss(a, b, gather_distributed=gather)),
     "barlow_twins": lambda a, b, gather: barlow_twins_loss(a, b, lambda_offdiag=0.1, gather_distributed=gather)[None],
     "clip": lambda images, texts, gather: clip_loss(images, texts, 10.0, gather_distributed=gather)[None],
+    # per-example means (no cross-sample term): the pseudo-label, consistency and entropy losses of the
+    # semi-supervised methods, with targets and weights from the other tensor
+    "pseudo_label": lambda logits, other, gather: pseudo_label_loss(
+        logits, other.argmax(-1), (other.softmax(-1).max(-1).values > 0.4).double())[None],
+    "softmax_mse": lambda student, teacher, gather: softmax_mse_loss(student, teacher)[None],
+    "entropy": lambda logits, other, gather: (entropy_loss(logits) + soft_cross_entropy(logits, other.softmax(-1)))[None],
 }
 
 WORKER = """
 import sys
 import torch
 import torch.distributed as dist
-from test_losses_distributed import LOSSES
+from test_losses_distributed import LOSSES, NUM_UNLABELED, tiny_colorization
+from hf_ssl.nn.pseudo_labeling import TopKPerClassSelector
 from hf_ssl.losses.dino import update_center
 from hf_ssl.losses.swav import sinkhorn_knopp
 from hf_ssl.nn.queue import EmbeddingQueue
@@ -49,7 +66,8 @@ from hf_ssl.nn.queue import EmbeddingQueue
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
 data = torch.load(sys.argv[1], weights_only=True)
-local = lambda t: t.chunk(world)[rank].clone().requires_grad_()  # this rank's half of the global batch
+share = lambda t: t.chunk(world)[rank].clone()  # this rank's half of the global batch
+local = lambda t: share(t).requires_grad_()
 out = {}
 for name, fn in LOSSES.items():
     a, b = local(data["z1"]), local(data["z2"])
@@ -63,16 +81,36 @@ queue.stage(local(data["z1"])[:2])  # two micro-batches of 2 per rank, one commi
 queue.stage(local(data["z1"])[2:])
 out["queue_written"] = queue.commit(gather_distributed=True)
 out["queue"] = {k: v.clone() for k, v in queue.state_dict().items()}
+selector = TopKPerClassSelector(NUM_UNLABELED, data["probs"].shape[1], k=2)
+out["top_k"] = selector(share(data["index"]), share(data["probs"])).weights
+out["top_k_buffers"] = {k: v.clone() for k, v in selector.state_dict().items()}
+colorization = tiny_colorization().train()
+out["color_weights"] = colorization.pixel_weights(share(data["nearest"]))
+colorization.on_optimizer_step(1, 0.5)
+out["color_counts"] = colorization.color_counts.clone()
 torch.save(out, f"{sys.argv[2]}/rank{rank}.pt")
 dist.destroy_process_group()
 """
 
 
+NUM_UNLABELED = 12
+
+
+def tiny_colorization() -> ColorizationForPreTraining:
+    backbone, _ = backbone_config_from_spec("resnet-test", image_size=16)
+    return ColorizationForPreTraining(ColorizationConfig(backbone_config=backbone))
+
+
 def global_batch():
     g = torch.Generator().manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    num_bins = tiny_colorization().num_bins
+    # colours concentrated on a few bins, differently in each half, so that each half's prior is not the whole's
+    nearest = torch.cat([torch.randint(0, 5, (4, 3, 3), generator=g), torch.randint(0, num_bins, (4, 3, 3), generator=g)])
     return {"z1": rand(8, 6), "z2": rand(8, 6) * 2 + 1, "scores": torch.nn.functional.normalize(rand(8, 5), dim=1),
-            "center": rand(5), "teacher1": rand(8, 5), "teacher2": rand(8, 5)}
+            "center": rand(5), "teacher1": rand(8, 5), "teacher2": rand(8, 5),
+            "probs": (rand(8, 3) * 2).softmax(-1).float(), "index": torch.randperm(NUM_UNLABELED, generator=g)[:8],
+            "nearest": nearest}
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +160,11 @@ def test_distributed_loss_and_gradients_match_global_batch(rank_outputs, name):
         for r in rank_values:
             torch.testing.assert_close(r[2:], values[2:])
     # local gradients = WORLD_SIZE x the global-batch gradient (see the module docstring); DDP divides by it
+    # (a per-example mean's local gradient is (1 / (N / WORLD_SIZE)) x the term's: the same factor)
     for i, grad in enumerate(grads):
+        if grad is None:  # a target: no gradient, on any rank
+            assert all(r["grads"][i] is None for r in ranks)
+            continue
         torch.testing.assert_close(torch.cat([r["grads"][i] for r in ranks]), WORLD_SIZE * grad)
 
 
@@ -144,3 +186,25 @@ def test_distributed_queue_commit_enqueues_every_rank_in_rank_order(rank_outputs
         assert out["queue_written"] == 6
         torch.testing.assert_close(out["queue"]["embeddings"], keys[2:])
         assert int(out["queue"]["pointer"]) == 0 and int(out["queue"]["num_filled"]) == 6
+
+
+def test_distributed_top_k_selection_and_colour_prior_match_global_batch(rank_outputs):
+    data = global_batch()
+    selector = TopKPerClassSelector(NUM_UNLABELED, data["probs"].shape[1], k=2)
+    expected = selector(data["index"], data["probs"]).weights
+    torch.testing.assert_close(torch.cat([out["top_k"] for out in rank_outputs]), expected)
+    for out in rank_outputs:  # every rank recorded every example of the global batch
+        for name, buffer in selector.state_dict().items():
+            torch.testing.assert_close(out["top_k_buffers"][name], buffer)
+    alone = TopKPerClassSelector(NUM_UNLABELED, data["probs"].shape[1], k=2)
+    # a real check: rank 1's examples judged among its own alone would keep others
+    assert not torch.equal(alone(data["index"][4:], data["probs"][4:]).weights, expected[4:])
+
+    colorization = tiny_colorization().train()
+    weights = colorization.pixel_weights(data["nearest"])
+    colorization.on_optimizer_step(1, 0.5)
+    torch.testing.assert_close(torch.cat([out["color_weights"] for out in rank_outputs]), weights)
+    for out in rank_outputs:
+        assert torch.equal(out["color_counts"], colorization.color_counts)
+    alone = tiny_colorization().train()
+    assert not torch.allclose(alone.pixel_weights(data["nearest"][:4]), weights[:4])

@@ -233,6 +233,8 @@ def test_labelled_subset_is_recorded_in_out_and_reproducible(semi_supervised_run
     expected = select_labeled_subset(labels, labels_per_class=4, seed=0)
     assert info["labeled_example_ids"] == expected.tolist()
     assert info["num_labeled"] == 12 and info["num_unlabeled"] == 18 and info["num_train_images"] == 30
+    # the model's config knows the unlabelled set's size (it sizes the buffers checkpoints carry)
+    assert json.loads((out / SSL_SUBDIR / "config.json").read_text())["num_unlabeled"] == 18
     assert info["labeled_per_class"] == {name: 4 for name in SHAPE_CLASSES}
     assert info["labels_per_class"] == 4 and info["subset_seed"] == 0 and info["modality"] == "image-classification"
     saved = json.loads((out / "checkpoints" / LABELED_SUBSET_FILE).read_text())

@@ -305,6 +305,7 @@ def test_a_teacher_with_other_labels_is_refused(tmp_path):
 
 
 def test_the_top_k_buffer_grows_with_the_indices_seen_stays_out_of_checkpoints_and_resets_each_round():
+    """Without the unlabelled set's size in the config (a model built outside `hf-ssl pretrain`)."""
     model = make(SelfTrainingModel, SelfTrainingConfig, selection="top_k", top_k=1, rounds=1).eval()
     probs = torch.tensor([[0.9, 0.05, 0.05], [0.6, 0.2, 0.2], [0.1, 0.8, 0.1]])
     first = model.select(probs, torch.tensor([0, 3, 5]))
@@ -316,3 +317,18 @@ def test_the_top_k_buffer_grows_with_the_indices_seen_stays_out_of_checkpoints_a
     assert not [k for k in model.state_dict() if "top_k" in k]
     step_done(model, 0.5)  # round 1 starts: a new teacher, nothing seen yet
     assert model.top_k_selector.confidences.isinf().all()
+
+
+def test_a_top_k_buffer_sized_by_the_config_is_checkpointed_and_restored(tmp_path):
+    """`hf-ssl pretrain` sets `num_unlabeled` from the data: the buffer is built at that size and saved, so a run
+    resumed mid-round selects as the uninterrupted one (the grown buffer of a model without it is not saved)."""
+    model = make(SelfTrainingModel, SelfTrainingConfig, selection="top_k", top_k=1, rounds=1, num_unlabeled=8)
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.6, 0.2, 0.2], [0.1, 0.8, 0.1]])
+    model.select(probs, torch.tensor([0, 3, 5]))
+    assert model.top_k_selector.num_unlabeled == 8  # not grown to the largest index seen
+    model.save_pretrained(tmp_path / "checkpoint")
+    resumed = SelfTrainingModel.from_pretrained(tmp_path / "checkpoint")
+    for name in ("confidences", "predictions"):
+        assert torch.equal(getattr(resumed.top_k_selector, name), getattr(model.top_k_selector, name))
+    # what it saw before the checkpoint still sets class 0's threshold: 0.7 is not in its top 1
+    assert resumed.select(torch.tensor([[0.7, 0.2, 0.1]]), torch.tensor([1])).weights.tolist() == [0]

@@ -193,6 +193,7 @@ class ImageClassificationModality(Modality):
                                   min_size=config.patch_size)
         # the hidden labels (by position in the unlabelled set) go to the monitor only, never to the training data
         train_dataset, hidden = hide_labels(images, labels, ids, config.unlabeled_ratio)
+        config.num_unlabeled = train_dataset.num_unlabeled
         if config.unlabeled_ratio > 0 and train_dataset.num_unlabeled == 0:
             print(f"Every one of the {len(ids)} training images keeps its label: no unlabelled data to learn from "
                   "(choose the labelled subset with --labels_per_class K or --labeled_fraction F).")

@@ -16,6 +16,7 @@ Config (`SemiSupervisedConfig`, derive the method's config from it; `@strict`):
     classifier_dropout          dropout on the classification head's input while training (Noisy Student).
     num_labels, id2label, label2id     PretrainedConfig's own; the modality sets them from the dataset's class names
                                        before the model is built.
+    num_unlabeled               the unlabelled set's size, set by the modality from the data likewise.
 
 Batch (`data.collators.SemiSupervisedCollator`), the keyword arguments of `forward`:
     labeled_pixels (B, C, H, W) float, normalised, weakly augmented; labels (B,) int64 (never -1).
@@ -87,6 +88,9 @@ class SemiSupervisedConfig(ImageMethodConfig):
         the side (FixMatch: 12.5%), with reflect padding.
     classifier_dropout (`float`, defaults to 0.0): dropout on the classification head's input during training
         (Noisy Student's model noise: 0.5 in Xie et al. 2020); 0 adds none.
+    num_unlabeled (`int`, *optional*): U, the size of the unlabelled set; like `num_labels`, set by the modality from
+        the data before the model is built (None for a model built outside `hf-ssl pretrain`). Sizes the buffers
+        that hold a value per unlabelled example (`top_k` selection's), so that checkpoints carry them.
     """
 
     sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet")}
@@ -99,6 +103,7 @@ class SemiSupervisedConfig(ImageMethodConfig):
     horizontal_flip: bool = True
     max_translation: float = 0.125
     classifier_dropout: float = 0.0
+    num_unlabeled: int | None = None
 
     def validate_labeled_subset(self):
         if self.labels_per_class is not None and self.labeled_fraction is not None:

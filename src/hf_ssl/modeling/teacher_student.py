@@ -45,6 +45,7 @@ from transformers.configuration_utils import SubConfigSpec
 from ..errors import HfSslError, first_line
 from ..losses.pseudo_label import pseudo_label_loss
 from ..nn.backbone import load_backbone_weights
+from ..nn.distributed import all_reduce_max
 from ..nn.pseudo_labeling import SELECTION_RULES, Selection, TopKPerClassSelector, select_pseudo_labels
 from .semi_supervised import SemiSupervisedConfig, SemiSupervisedModel, SemiSupervisedOutput, build_image_classifier
 
@@ -152,11 +153,13 @@ class TeacherStudentModel(SemiSupervisedModel):
         if external:
             teacher_config = copy.deepcopy(config.teacher_config)
             self.external_teacher = _frozen(AutoModelForImageClassification.from_config(teacher_config))
-        # `top_k` selection's buffer of the round's teacher confidences, sized by the largest unlabelled index seen
-        # (the config does not know the unlabelled set's size) and kept out of checkpoints (a size that depends on
-        # the data would not load into a fresh model): a run resumed mid-round refills it, so for up to one epoch
-        # it keeps a superset of the exact top k, as any round's first epoch does.
+        # `top_k` selection's buffer of the round's teacher confidences, one per unlabelled example: built here when
+        # the config knows the unlabelled set's size (`hf-ssl pretrain` sets it), so that checkpoints carry it and a
+        # run resumed mid-round selects exactly as the uninterrupted one; otherwise grown on first use (see
+        # `_top_k_buffer`) and kept out of checkpoints, whose size would then depend on the data seen.
         self.top_k_selector: TopKPerClassSelector | None = None
+        if config.selection == "top_k" and config.num_unlabeled:
+            self.top_k_selector = TopKPerClassSelector(config.num_unlabeled, config.num_labels, config.top_k)
         self.encoder_checkpoint: str | None = None
         self.post_init()
 
@@ -262,9 +265,12 @@ class TeacherStudentModel(SemiSupervisedModel):
                                     unlabeled_index=unlabeled_index)
 
     def _top_k_buffer(self, unlabeled_index: torch.Tensor) -> TopKPerClassSelector:
-        """The round's selector, grown (doubling, the old entries kept) to hold the largest index seen so far;
-        entries never seen stay empty, so a buffer larger than the unlabelled set selects exactly the same."""
-        needed = int(unlabeled_index.max()) + 1
+        """The round's selector: the one built in `__init__` when the config knows the unlabelled set's size;
+        otherwise grown (doubling, the old entries kept) to hold the largest index seen so far by any process (each
+        records them all); entries never seen stay empty, so a buffer larger than the set selects exactly the same."""
+        if self.config.num_unlabeled:
+            return self.top_k_selector
+        needed = int(all_reduce_max(unlabeled_index.max())) + 1
         old = self.top_k_selector
         if old is not None and old.num_unlabeled >= needed:
             return old

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import gather_with_grad
+
 SELECTION_RULES = ("threshold", "all", "weighted", "top_k")
 
 
@@ -90,6 +92,9 @@ class TopKPerClassSelector(nn.Module):
 
     Call `reset()` when a new teacher starts (a new round). The buffers are persistent, so a run resumed from a
     checkpoint mid-round keeps what it had seen.
+
+    Several processes: `update` records the batches of every process (gathered in rank order), so each process
+    holds the same buffers, those of one process reading the global batch, and selects as it would.
     """
 
     confidences: torch.Tensor
@@ -122,7 +127,9 @@ class TopKPerClassSelector(nn.Module):
                              f"({probs.shape[0]}, {self.num_classes}) probabilities, got "
                              f"{tuple(unlabeled_index.shape)} and {tuple(probs.shape)}")
         confidence, labels = probs.detach().max(dim=-1)
-        index = unlabeled_index.to(self.confidences.device, torch.long)
+        # the whole set's top k: every process records the examples of all processes (a no-op in one process)
+        index = gather_with_grad(unlabeled_index.to(self.confidences.device, torch.long))
+        confidence, labels = gather_with_grad(confidence), gather_with_grad(labels)
         self.confidences[index] = confidence.to(self.confidences.device, self.confidences.dtype)
         self.predictions[index] = labels.to(self.predictions.device)
 

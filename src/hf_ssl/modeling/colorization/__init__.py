@@ -66,8 +66,8 @@ METHOD = Method(
         "convolutions and a deconvolution decoder. The classes are the 262 ab cells (grid 10) of the sRGB gamut, "
         "computed; the paper's file has 313 (it includes cells no sRGB colour reaches). The colour prior is counted "
         "during training (the bins of every target pixel seen so far) instead of precomputed on the dataset, so "
-        "the rebalancing weights of the first steps come from few images; with several processes each counts its "
-        "own share. Grayscale data (digits, Fashion-MNIST) has no colour: the collator refuses it."
+        "the rebalancing weights of the first steps come from few images. Grayscale data "
+        "(digits, Fashion-MNIST) has no colour: the collator refuses it."
     ),
 )
 

@@ -23,7 +23,8 @@ The prior p of the bins is the training data's. Since a run starts from a config
 of the optimizer steps taken so far; each forward uses those counts plus its own batch's (the first step already
 has a prior), and stages its batch's counts, which `on_optimizer_step` adds once per optimizer step (with gradient
 accumulation, every micro-batch's). Counts, not a moving average: after one epoch the prior is exactly the
-(augmented) training set's histogram, the paper's p, and it keeps converging.
+(augmented) training set's histogram, the paper's p, and it keeps converging. With several processes the batch's
+counts are summed over them, so the prior is the global batch's, the same on every process.
 
 Decoding (Sec. 2.3, the card's plot only): the annealed mean of the predicted distribution, T = 0.38, upsampled to
 full resolution and joined with the input's L.
@@ -44,6 +45,7 @@ from ..method_model import ImagePreview
 from ...losses.colorization import colorization_loss, rebalancing_weights, smoothed_prior
 from ...nn.backbone import build_backbone, feature_dim, feature_map
 from ...nn.color import ab_bins, annealed_mean, lab_to_rgb, lightness_to_rgb, rgb_to_lab, soft_encode
+from ...nn.distributed import all_reduce_sum
 
 from .configuration_colorization import ColorizationConfig
 
@@ -123,7 +125,9 @@ class ColorizationForPreTraining(ImageMethodModel):
     def pixel_weights(self, nearest: torch.Tensor) -> torch.Tensor:
         """The class-rebalancing weight v of every target pixel (the weight of its nearest bin), from the prior of
         the steps taken plus this batch; stages the batch's counts (training only) for `on_optimizer_step`."""
-        counts = torch.bincount(nearest.flatten(), minlength=self.num_bins)
+        # the global batch's counts (a no-op in one process): every process weighs its pixels as one process reading
+        # the whole batch would, and the prior's counts stay the same on every process
+        counts = all_reduce_sum(torch.bincount(nearest.flatten(), minlength=self.num_bins))
         if self.training:
             self._staged_counts.append(counts.detach())
         prior = smoothed_prior(self.color_counts + counts, self.ab_centres, self.config.prior_smoothing_sigma)
