@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -155,6 +156,11 @@ def test_non_finite_gradients_stop_or_skip_the_step():
     logs = {"loss": 1.0}
     guard.on_log(args, state, control, logs=logs)
     assert logs["nonfinite_steps_skipped"] == 1
+    # the count goes into a checkpoint's trainer_state.json and comes back from it (Trainer's stateful callbacks)
+    with tempfile.TemporaryDirectory() as folder:
+        TrainerState(stateful_callbacks=[guard]).save_to_json(f"{folder}/trainer_state.json")
+        saved = TrainerState.load_from_json(f"{folder}/trainer_state.json").stateful_callbacks
+    assert NonFiniteGuardCallback.from_state(saved["NonFiniteGuardCallback"]).skipped == 1
 
     # stop: the step's end names it, whether its gradients or (after a finite step) its state went non-finite
     stop = NonFiniteGuardCallback("stop")
@@ -246,3 +252,7 @@ def test_a_run_killed_at_any_moment_and_rerun_ends_with_the_uninterrupted_weight
     result = run_cli(*command)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_identical(ssl_weights(out), ssl_weights(again))
+    # the callbacks' state came back from the checkpoint and went on into the next one
+    state = json.loads((checkpoints / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["stateful_callbacks"]["NonFiniteGuardCallback"] == {"args": {"mode": "stop"},
+                                                                      "attributes": {"skipped": 0}}

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from accelerate.utils import extract_model_from_parallel
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.isfinite(torch.stack(torch._foreach_norm(tensors, float("inf")))).all()
 
 
-class NonFiniteGuardCallback(TrainerCallback):
+class NonFiniteGuardCallback(TrainerCallback, ExportableState):
     """Stops a run whose weights, buffers or gradients stop being finite, or (`mode="skip"`) skips a step whose
     gradients are not, checked after clipping and before `optimizer.step()` (a NaN or infinite loss gives such
     gradients).
@@ -146,6 +147,9 @@ class NonFiniteGuardCallback(TrainerCallback):
     Costs: one host synchronisation per step at its end (and, to skip, one before the optimizer step), which Trainer
     already pays on the loss (`logging_nan_inf_filter`, checked in transformers 5.25). The processes of a DDP run see
     the same all-reduced gradients and the same weights, and so take the same decision.
+
+    The count of skipped steps is part of a checkpoint (`ExportableState`, in trainer_state.json), so a resumed run
+    goes on counting; Trainer restores it when `restore_callback_states_from_checkpoint` is set, as pretraining does.
     """
 
     def __init__(self, mode: str = "stop"):
@@ -154,6 +158,9 @@ class NonFiniteGuardCallback(TrainerCallback):
         self.mode = mode
         self.skipped = 0
         self._gradients_finite: torch.Tensor | None = None
+
+    def state(self) -> dict:
+        return {"args": {"mode": self.mode}, "attributes": {"skipped": self.skipped}}
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                               model: nn.Module | None = None, **kwargs) -> None:

@@ -153,8 +153,11 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
 
         # push_to_hub=False: Trainer would push checkpoints/ (optimizer states) at every save and contact the Hub
         # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
+        # restore_callback_states_from_checkpoint: a resumed run gets back the callbacks' state too (the count of
+        # skipped non-finite steps), not only the model's, the optimizer's and the schedule's.
         training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
-                                            remove_unused_columns=False, push_to_hub=False)
+                                            remove_unused_columns=False, push_to_hub=False,
+                                            restore_callback_states_from_checkpoint=True)
         # One batch through the method's data pipeline before Trainer starts: a mistake the collator detects
         # (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step, and
         # OutputLock removes the OUT that only its lock file is in. Trainer seeds every generator when it is built,
