@@ -3,29 +3,86 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.distributed
 
+# --standalone picks a free port: another torchrun job on this machine may hold the default 29500
+LAUNCHER = [shutil.which("torchrun")] if shutil.which("torchrun") else [sys.executable, "-m", "torch.distributed.run"]
+TORCHRUN = [*LAUNCHER, "--standalone", "--nproc_per_node", "2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-def test_torchrun_two_processes_train_and_export_once(tmp_path):
-    out = tmp_path / "ddp"
-    torchrun = [shutil.which("torchrun") or "", "--standalone", "--nproc_per_node", "2"]
-    if not torchrun[0]:
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    result = subprocess.run(
-        [*torchrun, "-m", "hf_ssl.cli", "pretrain", "--preset", "tiny", "--max_steps", "3", "--logging_steps", "1",
-         "--per_device_train_batch_size", "8", "--output_dir", str(out)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+def pretrain_command(out: Path, *extra: str) -> list[str]:
+    """4 steps of the tiny MAE on 2 processes, a checkpoint every 2."""
+    return [*TORCHRUN, "-m", "hf_ssl.cli", "pretrain", "--preset", "tiny", "--max_steps", "4", "--save_steps", "2",
+            "--logging_steps", "1", "--seed", "0", "--per_device_train_batch_size", "8", "--output_dir", str(out),
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "out"
+    result = subprocess.run(pretrain_command(out), capture_output=True, text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr[-4000:]
+    return out, result
+
+
+def test_torchrun_two_processes_train_and_export_once(ddp_run):
+    out, result = ddp_run
     # Trainer saw a world of 2: each optimizer step consumed 2 x 8 examples.
-    state = json.loads((out / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
-    assert state["global_step"] == 3
+    state = json.loads((out / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
     run_info = json.loads((out / "ssl" / "training_info.json").read_text())
     assert run_info["effective_batch_size"] == 16 and run_info["hardware"].startswith("2 x")
     # only the main process exported and printed the summary
     assert result.stdout.count("Exported to") == 1
     assert (out / "model.safetensors").is_file() and (out / "eval_results.json").is_file()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (torchrun starts each worker in a session of its own: a process group kill misses
+    them), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    below = lambda parent: [p for child in children.get(parent, []) for p in (child, *below(child))]  # noqa: E731
+    return below(pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds torchrun's workers through /proc (Linux)")
+def test_a_two_process_run_killed_and_rerun_ends_with_the_uninterrupted_weights(ddp_run):
+    """The whole job (torchrun and both workers) killed with SIGKILL as soon as checkpoint-2 is complete, as a
+    machine that loses power; the same command re-run resumes from it on 2 processes and ends with the weights of
+    the uninterrupted run, bit for bit (each process's batches and draws come from (seed, process, epoch, batch))."""
+    reference, _ = ddp_run
+    out = reference.parent / "killed"
+    command = pretrain_command(out, "--eval_protocols", "none")
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.monotonic() + 300
+    while job.poll() is None and time.monotonic() < deadline:
+        if (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists():
+            for pid in [job.pid, *descendants(job.pid)]:
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert job.wait() == -signal.SIGKILL
+    assert not (out / "ssl").exists()  # killed before the end
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENV)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Resuming from" in result.stdout and "checkpoint-2" in result.stdout.split("Resuming from")[1].split("\n")[0]
+    expected = load_file(str(reference / "ssl" / "model.safetensors"))
+    resumed = load_file(str(out / "ssl" / "model.safetensors"))
+    assert expected.keys() == resumed.keys()
+    assert [name for name in expected if not expected[name].equal(resumed[name])] == []

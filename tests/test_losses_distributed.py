@@ -50,7 +50,8 @@ LOSSES = {
     "pseudo_label": lambda logits, other, gather: pseudo_label_loss(
         logits, other.argmax(-1), (other.softmax(-1).max(-1).values > 0.4).double())[None],
     "softmax_mse": lambda student, teacher, gather: softmax_mse_loss(student, teacher)[None],
-    "entropy": lambda logits, other, gather: (entropy_loss(logits) + soft_cross_entropy(logits, other.softmax(-1)))[None],
+    "entropy": lambda logits, other, gather: (
+        entropy_loss(logits) + soft_cross_entropy(logits, other.softmax(-1)))[None],
 }
 
 WORKER = """
@@ -106,7 +107,8 @@ def global_batch():
     rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
     num_bins = tiny_colorization().num_bins
     # colours concentrated on a few bins, differently in each half, so that each half's prior is not the whole's
-    nearest = torch.cat([torch.randint(0, 5, (4, 3, 3), generator=g), torch.randint(0, num_bins, (4, 3, 3), generator=g)])
+    nearest = torch.cat([torch.randint(0, 5, (4, 3, 3), generator=g),
+                         torch.randint(0, num_bins, (4, 3, 3), generator=g)])
     return {"z1": rand(8, 6), "z2": rand(8, 6) * 2 + 1, "scores": torch.nn.functional.normalize(rand(8, 5), dim=1),
             "center": rand(5), "teacher1": rand(8, 5), "teacher2": rand(8, 5),
             "probs": (rand(8, 3) * 2).softmax(-1).float(), "index": torch.randperm(NUM_UNLABELED, generator=g)[:8],
