@@ -53,14 +53,21 @@ SAME_SEED_RUNS = {
 
 
 @pytest.mark.parametrize("family", sorted(SAME_SEED_RUNS))
-def test_the_same_seed_gives_bit_identical_weights(family, tmp_path, tokenizers):
+def test_the_same_seed_gives_bit_identical_weights_killed_and_rerun_or_not(family, tmp_path, tokenizers):
+    """Two runs of one command with one seed; the second is killed with SIGKILL once its checkpoint-2 is complete
+    and re-run, so that it resumes (the queue, the vocabulary, the generators' states from the checkpoint)."""
     flags = [flag.format(tokenizers=tokenizers) for flag in SAME_SEED_RUNS[family]]
-    outs = [tmp_path / f"run{i}" for i in (1, 2)]
-    for out in outs:
-        result = run_cli("pretrain", *flags, "--preset", "tiny", "--max_steps", "3", "--seed", "5", "--save_strategy",
-                         "no", "--eval_protocols", "none", "--output_dir", str(out))
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert_identical(ssl_weights(outs[0]), ssl_weights(outs[1]))
+    first, second = tmp_path / "run1", tmp_path / "run2"
+    command = lambda out: ["pretrain", *flags, "--preset", "tiny", "--max_steps", "4", "--save_steps", "2",  # noqa
+                           "--seed", "5", "--eval_protocols", "none", "--output_dir", str(out)]
+    result = run_cli(*command(first))
+    assert result.returncode == 0, result.stderr[-3000:]
+    complete = second / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    assert run_and_kill(command(second), complete.exists) == -signal.SIGKILL
+    result = run_cli(*command(second))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming from" in result.stdout
+    assert_identical(ssl_weights(first), ssl_weights(second))
 
 
 def test_the_same_seed_gives_bit_identical_mae_weights(pretrained_out, tmp_path):
