@@ -118,6 +118,9 @@ def build_config(method: Method, args: PretrainArguments, overrides: dict[str, A
 
 def run_pretraining(method: Method, args: PretrainArguments, training_args: TrainingArguments,
                     overrides: dict[str, Any], command: str) -> dict[str, Any]:
+    """The whole run: check the input, then, holding OUT's lock, prepare the data and the model, train (resuming
+    from the last complete checkpoint), and on the main process export OUT, evaluate it, write its card and push it.
+    Returns the evaluation results ({} on the other processes)."""
     out_dir = Path(training_args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise HfSslError(f"--output_dir {out_dir} is a file, not a folder")
@@ -125,8 +128,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     modality = get_modality(method.modality)
     requested = _requested_protocols(args.eval_protocols)
     config, checkpoint = build_config(method, args, overrides)
-    data = args.data_spec()
-    dataset = modality.load_dataset(data)
+    dataset = modality.load_dataset(args.data_spec())
     protocols = modality.resolve_protocols(requested, dataset, config)
     if requested is None and not protocols:
         print(f"Not evaluated after training: no {modality.name} protocol applies to {dataset.name} (a labelled test "
@@ -142,77 +144,18 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
             enable_full_determinism(training_args.seed)
         else:
             set_seed(training_args.seed)
-        checkpoints_dir = out_dir / CHECKPOINTS_SUBDIR
         start = StartingPoint(tokenizer=args.tokenizer, checkpoint=checkpoint)
-        with training_args.main_process_first(desc="preparing the training data"):
-            prepared = modality.prepare(config, dataset, start, str(checkpoints_dir))
-        model = method.model_class(config)
-        model.load_pretrained_parts()
-        if checkpoint is not None:
-            model.load_encoder_weights(checkpoint)
-
-        # push_to_hub=False: Trainer would push checkpoints/ (optimizer states) at every save and contact the Hub
-        # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
-        # restore_callback_states_from_checkpoint: a resumed run gets back the callbacks' state too (the count of
-        # skipped non-finite steps), not only the model's, the optimizer's and the schedule's.
-        training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
-                                            remove_unused_columns=False, push_to_hub=False,
-                                            restore_callback_states_from_checkpoint=True)
-        # One batch through the method's data pipeline before Trainer starts: a mistake the collator detects
-        # (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step, and
-        # OutputLock removes the OUT that only its lock file is in. Trainer seeds every generator when it is built,
-        # so this batch changes no random draw of the training.
-        collate = method.make_collator(config)
-        first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
-        collate([prepared.train_dataset[i] for i in first])
-        # Each batch's random draws (augmentation, masking, sampling in the dataset) from its own seed, whenever it
-        # is fetched: a resumed run fetches the batches it resumes with again, and must draw what the uninterrupted
-        # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples.
-        collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index)
-        # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
-        # this callback calls once per optimizer step (a no-op for most methods).
-        trainer = SSLTrainer(model=model, args=training_args, train_dataset=BatchIndices(prepared.train_dataset),
-                             data_collator=collator,
-                             callbacks=[OptimizerStepCallback(), NonFiniteGuardCallback(args.on_nonfinite),
-                                        SeededCollationCallback(collator)])
-        # first, so that reporting integrations and the printed logs see the logged embedding_std, loss terms and
-        # what the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
-        trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
-        # An incomplete checkpoint (killed while writing it) is skipped and, by the main process, removed; the
-        # others wait for it at main_process_first, so that every process resumes from the same checkpoint.
-        with training_args.main_process_first(desc="finding the checkpoint to resume from"):
-            last_checkpoint = last_complete_checkpoint(checkpoints_dir,
-                                                       remove_incomplete=training_args.process_index == 0)
-        if last_checkpoint and trainer.is_world_process_zero():
-            print(f"Resuming from {last_checkpoint}")
-        start_time = time.time()
-        try:
-            trainer.train(resume_from_checkpoint=last_checkpoint)
-        except DivergenceError as e:
-            good = last_complete_checkpoint(checkpoints_dir, remove_incomplete=False)
-            raise HfSslError(f"{e}; nothing exported. " + (
-                f"The last good checkpoint is {good} (a re-run resumes from it); " if good else
-                "No checkpoint was saved before it; ") + "try a lower --learning_rate, or --on_nonfinite skip") from None
-        train_minutes = (time.time() - start_time) / 60
+        trainer, prepared = _prepare_trainer(method, modality, args, training_args, config, dataset, start)
+        train_minutes = _train(trainer)
         if not trainer.is_world_process_zero():
             return {}
-
-        trained: MethodModel = trainer.model
         run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
                              train_minutes, command, start, out_dir)
         run_info.update(prepared.record)  # facts of the data (a semi-supervised run's labelled ids), last: exact
         if hub is not None:
             run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
-        export_pretrained(trained, method, out_dir, run_info, prepared.processor)
-        modality.verify_export(out_dir, config, dataset)
-        # The export is evaluated as users load it, by the same code as `hf-ssl evaluate OUT`; the splits already
-        # decoded for training are reused.
-        spec = EvaluationSpec(protocols=tuple(protocols), data=data, k=args.knn_k)
-        results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if protocols else {}
-        if results:
-            write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
-        write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, plots_dir))
-        write_model_card(out_dir, run_info, results)  # links the plots now in OUT/plots
+        results = _export_and_evaluate(trainer, method, modality, args, config, dataset, prepared, protocols,
+                                       run_info, out_dir)
         if hub is not None:
             try:
                 commit_url = push_folder(out_dir, **hub)
@@ -221,6 +164,87 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
                                  f"{hub['repo_id']}`)") from None
             print(f"Pushed {out_dir} to {hub['repo_id']}: {commit_url}")
         return results
+
+
+def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments, training_args: TrainingArguments,
+                     config: PretrainedConfig, dataset: Any, start: StartingPoint) -> tuple[SSLTrainer, PreparedData]:
+    """The training data (the modality's), the model built from `config` with its pretrained parts, and the
+    Trainer that trains it into OUT/checkpoints, each batch drawn from its own seed."""
+    checkpoints_dir = Path(training_args.output_dir) / CHECKPOINTS_SUBDIR
+    with training_args.main_process_first(desc="preparing the training data"):
+        prepared = modality.prepare(config, dataset, start, str(checkpoints_dir))
+    model = method.model_class(config)
+    model.load_pretrained_parts()
+    if start.checkpoint is not None:
+        model.load_encoder_weights(start.checkpoint)
+
+    # push_to_hub=False: Trainer would push checkpoints/ (optimizer states) at every save and contact the Hub
+    # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
+    # restore_callback_states_from_checkpoint: a resumed run gets back the callbacks' state too (the count of
+    # skipped non-finite steps), not only the model's, the optimizer's and the schedule's.
+    training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
+                                        remove_unused_columns=False, push_to_hub=False,
+                                        restore_callback_states_from_checkpoint=True)
+    # One batch through the method's data pipeline before Trainer starts: a mistake the collator detects
+    # (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step, and
+    # OutputLock removes the OUT that only its lock file is in. Trainer seeds every generator when it is built,
+    # so this batch changes no random draw of the training.
+    collate = method.make_collator(config)
+    first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
+    collate([prepared.train_dataset[i] for i in first])
+    # Each batch's random draws (augmentation, masking, sampling in the dataset) from its own seed, whenever it
+    # is fetched: a resumed run fetches the batches it resumes with again, and must draw what the uninterrupted
+    # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples.
+    collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index)
+    # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
+    # this callback calls once per optimizer step (a no-op for most methods).
+    trainer = SSLTrainer(model=model, args=training_args, train_dataset=BatchIndices(prepared.train_dataset),
+                         data_collator=collator,
+                         callbacks=[OptimizerStepCallback(), NonFiniteGuardCallback(args.on_nonfinite),
+                                    SeededCollationCallback(collator)])
+    # first, so that reporting integrations and the printed logs see the logged embedding_std, loss terms and
+    # what the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
+    trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
+    return trainer, prepared
+
+
+def _train(trainer: SSLTrainer) -> float:
+    """Train, resuming from the last complete checkpoint of OUT/checkpoints; the training time in minutes. A
+    diverged run ends in one line naming its last good checkpoint."""
+    args = trainer.args
+    checkpoints_dir = Path(args.output_dir)
+    # An incomplete checkpoint (killed while writing it) is skipped and, by the main process, removed; the
+    # others wait for it at main_process_first, so that every process resumes from the same checkpoint.
+    with args.main_process_first(desc="finding the checkpoint to resume from"):
+        last_checkpoint = last_complete_checkpoint(checkpoints_dir, remove_incomplete=args.process_index == 0)
+    if last_checkpoint and trainer.is_world_process_zero():
+        print(f"Resuming from {last_checkpoint}")
+    start_time = time.time()
+    try:
+        trainer.train(resume_from_checkpoint=last_checkpoint)
+    except DivergenceError as e:
+        good = last_complete_checkpoint(checkpoints_dir, remove_incomplete=False)
+        raise HfSslError(f"{e}; nothing exported. " + (
+            f"The last good checkpoint is {good} (a re-run resumes from it); " if good else
+            "No checkpoint was saved before it; ") + "try a lower --learning_rate, or --on_nonfinite skip") from None
+    return (time.time() - start_time) / 60
+
+
+def _export_and_evaluate(trainer: SSLTrainer, method: Method, modality: Modality, args: PretrainArguments,
+                         config: PretrainedConfig, dataset: Any, prepared: PreparedData, protocols: list[str],
+                         run_info: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Export the trained model into OUT, evaluate the export as users load it (by the same code as `hf-ssl evaluate
+    OUT`, reusing the splits already decoded for training), draw the plots and write the card; the results."""
+    trained: MethodModel = trainer.model
+    export_pretrained(trained, method, out_dir, run_info, prepared.processor)
+    modality.verify_export(out_dir, config, dataset)
+    spec = EvaluationSpec(protocols=tuple(protocols), data=args.data_spec(), k=args.knn_k)
+    results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if protocols else {}
+    if results:
+        write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
+    write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, plots_dir))
+    write_model_card(out_dir, run_info, results)  # links the plots now in OUT/plots
+    return results
 
 
 class SSLTrainer(Trainer):
