@@ -66,13 +66,15 @@ def test_a_two_process_run_killed_and_rerun_ends_with_the_uninterrupted_weights(
     """The whole job (torchrun and both workers) killed with SIGKILL as soon as checkpoint-2 is complete, as a
     machine that loses power; the same command re-run resumes from it on 2 processes and ends with the weights of
     the uninterrupted run, bit for bit (each process's batches and draws come from (seed, process, epoch, batch))."""
+    from hf_ssl.training.checkpoints import is_complete_checkpoint
+
     reference, _ = ddp_run
     out = reference.parent / "killed"
     command = pretrain_command(out, "--eval_protocols", "none")
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.monotonic() + 300
     while job.poll() is None and time.monotonic() < deadline:
-        if (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists():
+        if is_complete_checkpoint(out / "checkpoints" / "checkpoint-2"):  # its trainer_state.json parses
             for pid in [job.pid, *descendants(job.pid)]:
                 os.kill(pid, signal.SIGKILL)
             break

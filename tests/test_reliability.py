@@ -62,8 +62,11 @@ def test_the_same_seed_gives_bit_identical_weights_killed_and_rerun_or_not(famil
                            "--seed", "5", "--eval_protocols", "none", "--output_dir", str(out)]
     result = run_cli(*command(first))
     assert result.returncode == 0, result.stderr[-3000:]
-    complete = second / "checkpoints" / "checkpoint-2" / "trainer_state.json"
-    assert run_and_kill(command(second), complete.exists) == -signal.SIGKILL
+    from hf_ssl.training.checkpoints import is_complete_checkpoint
+
+    # complete: its trainer_state.json parses (killed while that file is written, the run would restart from 0)
+    complete = lambda: is_complete_checkpoint(second / "checkpoints" / "checkpoint-2")  # noqa: E731
+    assert run_and_kill(command(second), complete) == -signal.SIGKILL
     result = run_cli(*command(second))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resuming from" in result.stdout
