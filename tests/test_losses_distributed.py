@@ -1,8 +1,8 @@
 """Cross-sample objectives in 2 real processes equal the 1-process global-batch ones: the joint-embedding and CLIP
 losses with gather_distributed=True, SwAV's codes, DINO's centre, the queue, `top_k` pseudo-label selection (over the
-unlabelled set) and colorization's colour prior (over every target pixel). The other pretext-task and
-semi-supervised losses are means of per-example terms: with DDP's equal local batches the mean over ranks is the
-global mean, which the per-example entries of LOSSES check too.
+unlabelled set), colorization's colour prior (over every target pixel) and the EMA codebook of BEiT's visual
+tokenizer. The other pretext-task and semi-supervised losses are means of per-example terms: with DDP's equal local
+batches the mean over ranks is the global mean, which the per-example entries of LOSSES check too.
 
 Gradient factor: `gather_with_grad`'s backward sums what every rank computed for a slice, so each rank's local
 inputs receive d(sum_r loss_r)/dx. Every loss below is defined so that mean_r loss_r = L, the loss of the
@@ -32,6 +32,7 @@ from hf_ssl.losses.swav import sinkhorn_knopp
 from hf_ssl.losses.vicreg import vicreg_loss
 from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.pseudo_labeling import TopKPerClassSelector
+from hf_ssl.nn.vector_quantizer import VectorQuantizer
 
 pytestmark = pytest.mark.distributed
 
@@ -58,7 +59,7 @@ WORKER = """
 import sys
 import torch
 import torch.distributed as dist
-from test_losses_distributed import LOSSES, NUM_UNLABELED, tiny_colorization
+from test_losses_distributed import LOSSES, NUM_UNLABELED, tiny_colorization, tiny_quantizer
 from hf_ssl.nn.pseudo_labeling import TopKPerClassSelector
 from hf_ssl.losses.dino import update_center
 from hf_ssl.losses.swav import sinkhorn_knopp
@@ -89,6 +90,10 @@ colorization = tiny_colorization().train()
 out["color_weights"] = colorization.pixel_weights(share(data["nearest"]))
 colorization.on_optimizer_step(1, 0.5)
 out["color_counts"] = colorization.color_counts.clone()
+quantizer = tiny_quantizer()
+quantizer(local(data["z1"]).float())
+out["quantizer_stats"] = quantizer.update()
+out["codebook"] = quantizer.codebook.clone()
 torch.save(out, f"{sys.argv[2]}/rank{rank}.pt")
 dist.destroy_process_group()
 """
@@ -100,6 +105,13 @@ NUM_UNLABELED = 12
 def tiny_colorization() -> ColorizationForPreTraining:
     backbone, _ = backbone_config_from_spec("resnet-test", image_size=16)
     return ColorizationForPreTraining(ColorizationConfig(backbone_config=backbone))
+
+
+def tiny_quantizer() -> VectorQuantizer:
+    """An EMA codebook of 3 codes (the same initial codes in every process), without the k-means initialisation
+    and restarts, which draw from process 0's inputs by design."""
+    torch.manual_seed(0)
+    return VectorQuantizer(3, 6, decay=0.5, restart_dead_codes=False, kmeans_init_iterations=0).train()
 
 
 def global_batch():
@@ -210,3 +222,17 @@ def test_distributed_top_k_selection_and_colour_prior_match_global_batch(rank_ou
         assert torch.equal(out["color_counts"], colorization.color_counts)
     alone = tiny_colorization().train()
     assert not torch.allclose(alone.pixel_weights(data["nearest"][:4]), weights[:4])
+
+
+def test_distributed_codebook_ema_matches_global_batch(rank_outputs):
+    """BEiT's visual tokenizer: the EMA step of the codebook uses the code counts and sums of every process."""
+    quantizer = tiny_quantizer()
+    quantizer(global_batch()["z1"].float())
+    stats = quantizer.update()
+    for out in rank_outputs:
+        torch.testing.assert_close(out["codebook"], quantizer.codebook)
+        assert out["quantizer_stats"] == pytest.approx(stats)
+    alone = tiny_quantizer()
+    alone(global_batch()["z1"][:4].float())
+    alone.update()
+    assert not torch.allclose(alone.codebook, quantizer.codebook)
