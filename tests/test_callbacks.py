@@ -91,8 +91,9 @@ def test_momentum_once_per_optimizer_step_and_random_embeddings_pass(tmp_path, c
     assert int(model.num_optimizer_steps) == 4 and model.progress.item() == 1.0  # recorded once, by MethodModel
     step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [entry["step"] for entry in step_logs] == [1, 2, 3, 4]
-    for entry in step_logs:  # isotropic embeddings: about 1/sqrt(D)
+    for entry in step_logs:  # isotropic embeddings: about 1/sqrt(D), and a rank near min(B, D) = 8
         assert 0.6 / math.sqrt(DIM) < entry["embedding_std"] < 1.2 / math.sqrt(DIM)
+        assert 0.6 * 8 < entry["embedding_rankme"] <= 8
     # the callbacks after the monitor see it in `logs` too; the end-of-training summary is left alone
     assert [("embedding_std" in logs) for logs in recorder.logs] == [True] * 4 + [False]
     assert "train_runtime" in recorder.logs[-1]
@@ -104,6 +105,7 @@ def test_collapse_monitor_warns_on_constant_embeddings(tmp_path, caplog):
         trainer, model = train(tmp_path, True, [CollapseMonitorCallback(threshold=0.1, warn_every=2)])
     step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [entry["embedding_std"] for entry in step_logs] == [0.0] * 4
+    assert [entry["embedding_rankme"] for entry in step_logs] == pytest.approx([1.0] * 4, abs=1e-4)  # one direction
     assert "embedding_std" not in trainer.state.log_history[-1]  # the end-of-training summary is left alone
     warnings = [r for r in caplog.records if r.name == "hf_ssl.training.callbacks"]
     assert [r.levelno for r in warnings] == [logging.WARNING] * 2  # steps 1 and 3: at most once per 2 steps

@@ -124,6 +124,9 @@ def pretrain(argv: list[str]) -> None:
     if remaining:
         raise HfSslError(f"unrecognized arguments: {' '.join(remaining)} (see `hf-ssl pretrain --help`)")
     args, method_flags, training_args, *unused = parsed
+    if training_args.eval_steps is not None and training_args.eval_strategy == "no":
+        # `--eval_steps N` alone means evaluating every N steps (TrainingArguments would ignore it)
+        training_args = dataclasses.replace(training_args, eval_strategy="steps")
     if training_args.max_steps == 0:
         raise HfSslError("--max_steps 0 trains nothing: give a positive number of steps (or -1 to train for "
                          "--num_train_epochs)")

@@ -38,7 +38,9 @@ BLANK_VALUE = 0.5  # the grey that stands for a masked patch in the "masked" row
 
 # What the card says about each plot, in the order the card shows them; other PNGs found in OUT/plots follow.
 PLOT_CAPTIONS = {
-    LOSS_PLOT: ("Training loss", "The training loss at every logged optimizer step (learning rate dashed)."),
+    LOSS_PLOT: ("Training loss", "The training loss at every logged optimizer step (learning rate dashed); when the "
+                "run evaluated while training (`--eval_steps`), below it the online kNN accuracy on held-out images "
+                "and the RankMe of their features (dashed)."),
     PROJECTION_PLOT: ("Test embeddings (PCA)", "The encoder's features of test images (up to 2,000, pooled as in "
                       "the evaluation) on their first two principal components, coloured by label."),
     RECONSTRUCTION_PLOT: ("What the model makes of test images", "Test images (training images when the data has "
@@ -98,6 +100,8 @@ def plot_entries(out_dir: str | os.PathLike) -> list[dict[str, str]]:
 def plot_loss_curve(log_history: Sequence[dict[str, Any]], path: str | os.PathLike) -> Figure | None:
     """The training loss against the optimizer step, from `trainer.state.log_history` (every entry with a `loss`),
     with the learning rate on a second axis. Log scale when the positive losses span more than a factor of 10.
+    When the run evaluated while training (`--eval_steps`), a second panel below shares the step axis: the online
+    kNN accuracy (`eval_knn_accuracy`) and, on its own axis, RankMe (`eval_rankme`).
     Returns the figure (already saved to `path`), or None when nothing was logged."""
     from matplotlib.figure import Figure
 
@@ -106,8 +110,9 @@ def plot_loss_curve(log_history: Sequence[dict[str, Any]], path: str | os.PathLi
         return None
     steps = [entry["step"] for entry in logged]
     losses = [float(entry["loss"]) for entry in logged]
-    figure = Figure(figsize=(5.5, 3.5), layout="constrained")
-    axes = figure.add_subplot()
+    evaluated = [entry for entry in log_history if "eval_knn_accuracy" in entry and "step" in entry]
+    figure = Figure(figsize=(5.5, 6.0 if evaluated else 3.5), layout="constrained")
+    axes = figure.add_subplot(2, 1, 1) if evaluated else figure.add_subplot()
     axes.plot(steps, losses, color="tab:blue", linewidth=1.2, marker="." if len(steps) < 50 else None)
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("training loss")
@@ -120,8 +125,26 @@ def plot_loss_curve(log_history: Sequence[dict[str, Any]], path: str | os.PathLi
         lr_axes.plot(*zip(*rates), color="tab:gray", linestyle="--", linewidth=0.8)
         lr_axes.set_ylabel("learning rate", color="tab:gray")
         lr_axes.tick_params(axis="y", colors="tab:gray")
+    if evaluated:
+        _plot_online_evaluation(figure.add_subplot(2, 1, 2, sharex=axes), evaluated)
     figure.savefig(path, dpi=DPI)
     return figure
+
+
+def _plot_online_evaluation(axes, evaluated: Sequence[dict[str, Any]]) -> None:
+    steps = [entry["step"] for entry in evaluated]
+    marker = "o" if len(steps) < 50 else None
+    axes.plot(steps, [100 * float(entry["eval_knn_accuracy"]) for entry in evaluated], color="tab:green",
+              marker=marker, linewidth=1.2)
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("online kNN accuracy (%)", color="tab:green")
+    axes.grid(alpha=0.3)
+    ranks = [(entry["step"], float(entry["eval_rankme"])) for entry in evaluated if "eval_rankme" in entry]
+    if ranks:
+        rank_axes = axes.twinx()
+        rank_axes.plot(*zip(*ranks), color="tab:purple", linestyle="--", linewidth=0.8, marker=marker)
+        rank_axes.set_ylabel("RankMe", color="tab:purple")
+        rank_axes.tick_params(axis="y", colors="tab:purple")
 
 
 @dataclass

@@ -30,6 +30,7 @@ from transformers import PretrainedConfig, TrainerCallback
 from ..errors import HfSslError, first_line
 from ..evaluation.finetune import FinetuneSettings
 from ..evaluation.few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
+from ..evaluation.online import OnlineEvaluation
 from ..hub.card import RUN_INFO_FILE
 from ..modeling.method_model import SSL_SUBDIR, MethodModel
 
@@ -95,6 +96,7 @@ class Modality:
     model_description: str = "a model"  # in messages: "unknown protocol 'x' for an image encoder"
     protocols: tuple[str, ...] = ()  # what `--eval_protocols` / `--protocol` may name
     default_protocols: tuple[str, ...] = ()  # what `--eval_protocols auto` runs
+    online_protocol: str | None = None  # what `--eval_steps` runs during training (`online_evaluation`); None: nothing
     card_template: str = "encoder.md.j2"
     pipeline_tag: str = "feature-extraction"
     task_type: str = "image-classification"  # the model-index task of the evaluation results
@@ -127,6 +129,13 @@ class Modality:
         """Build the training dataset. May set data-dependent config fields (a trained tokenizer's vocabulary
         size) before the model is built; `work_dir` persists between runs, so a resumed run reuses what the first
         run derived from the data (a tokenizer must not change under a checkpoint)."""
+        raise NotImplementedError
+
+    def online_evaluation(self, config: PretrainedConfig, dataset: Any, prepared: PreparedData,
+                          spec: EvaluationSpec) -> OnlineEvaluation:
+        """What `--eval_steps` runs during training (`evaluation.online`): held-out data and `online_protocol`
+        scoring the model as it trains. Called only where `online_protocol` is set and `resolve_protocols` accepted
+        it for the dataset."""
         raise NotImplementedError
 
     def verify_export(self, out_dir: Path, config: PretrainedConfig, dataset: Any) -> None:

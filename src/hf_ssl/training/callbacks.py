@@ -16,6 +16,8 @@ from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
+from ..evaluation.rankme import rankme
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,8 +58,11 @@ def embedding_std(embeddings: torch.Tensor) -> float:
 
 
 class CollapseMonitorCallback(TrainerCallback):
-    """Adds `embedding_std` (see `embedding_std`) of `model.last_embeddings` to every training log (each
-    `logging_steps`) and warns when it falls below `threshold / sqrt(D)`, at most once every `warn_every` steps.
+    """Adds `embedding_std` (see `embedding_std`) and `embedding_rankme` (the effective rank of the batch's
+    embeddings, `hf_ssl.evaluation.rankme`: 1 when they collapse onto one direction, at most min(B, D)) of
+    `model.last_embeddings` to every training log (each `logging_steps`), and warns when `embedding_std` falls below
+    `threshold / sqrt(D)`, at most once every `warn_every` steps. The std sees complete collapse (one vector); the
+    rank also sees dimensional collapse (embeddings spread over a few directions only, Jing et al. 2022).
 
     `last_embeddings` is a detached (B, D) tensor that the method's forward stores (for SimSiam the projector
     output z; None for methods without embeddings to monitor); it comes from the last micro-batch on this process.
@@ -82,10 +87,11 @@ class CollapseMonitorCallback(TrainerCallback):
         if embeddings is None or embeddings.ndim != 2 or embeddings.shape[0] < 2:
             return
         std = embedding_std(embeddings)
-        logs["embedding_std"] = std
+        signals = {"embedding_std": std, "embedding_rankme": rankme(embeddings)}
+        logs.update(signals)
         last = state.log_history[-1] if state.log_history else {}
         if last.get("step") == state.global_step and "loss" in last:
-            last["embedding_std"] = std
+            last.update(signals)
         healthy = 1.0 / math.sqrt(embeddings.shape[1])
         due = self._last_warning_step is None or state.global_step - self._last_warning_step >= self.warn_every
         if std < self.threshold * healthy and due and state.is_world_process_zero:

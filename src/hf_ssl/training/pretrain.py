@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import PretrainedConfig, Trainer, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, enable_full_determinism, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, enable_full_determinism, set_seed
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..errors import HfSslError
+from ..evaluation.online import OnlineEvaluation
 from ..hub.card import EVAL_RESULTS_FILE, write_model_card
 from ..hub.export import apply_umask, export_pretrained, portable_value, write_json_atomic
 from ..hub.plots import LOSS_PLOT, plot_loss_curve, write_plots
@@ -133,6 +134,12 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     if requested is None and not protocols:
         print(f"Not evaluated after training: no {modality.name} protocol applies to {dataset.name} (a labelled test "
               "split, or the protocol's reference files, are missing).")
+    evaluates_online = training_args.eval_strategy != IntervalStrategy.NO
+    if evaluates_online:  # checked now, not at the first evaluation
+        if modality.online_protocol is None:
+            raise HfSslError(f"--eval_steps / --eval_strategy: {method.name} has no evaluation during training "
+                             f"({modality.model_description} is evaluated after training only)")
+        modality.resolve_protocols([modality.online_protocol], dataset, config)  # a labelled test split, say
 
     # One writer per OUT, from the first file this run writes to the last; the main process holds the lock for
     # all the processes of a multi-process run.
@@ -145,7 +152,10 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         else:
             set_seed(training_args.seed)
         start = StartingPoint(tokenizer=args.tokenizer, checkpoint=checkpoint)
-        trainer, prepared = _prepare_trainer(method, modality, args, training_args, config, dataset, start)
+        # after training (the protocols) and during it (`online_protocol`, at --eval_steps)
+        spec = EvaluationSpec(protocols=tuple(protocols), data=args.data_spec(), k=args.knn_k)
+        trainer, prepared = _prepare_trainer(method, modality, args, training_args, config, dataset, start,
+                                             spec if evaluates_online else None)
         train_minutes = _train(trainer)
         if not trainer.is_world_process_zero():
             return {}
@@ -154,8 +164,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         run_info.update(prepared.record)  # facts of the data (a semi-supervised run's labelled ids), last: exact
         if hub is not None:
             run_info["repo_id"] = hub["repo_id"]  # the card's loading code names the repo it is published in
-        results = _export_and_evaluate(trainer, method, modality, args, config, dataset, prepared, protocols,
-                                       run_info, out_dir)
+        results = _export_and_evaluate(trainer, method, modality, config, dataset, prepared, spec, run_info, out_dir)
         if hub is not None:
             try:
                 commit_url = push_folder(out_dir, **hub)
@@ -167,9 +176,11 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
 
 
 def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments, training_args: TrainingArguments,
-                     config: PretrainedConfig, dataset: Any, start: StartingPoint) -> tuple[SSLTrainer, PreparedData]:
+                     config: PretrainedConfig, dataset: Any, start: StartingPoint,
+                     online_spec: EvaluationSpec | None) -> tuple[SSLTrainer, PreparedData]:
     """The training data (the modality's), the model built from `config` with its pretrained parts, and the
-    Trainer that trains it into OUT/checkpoints, each batch drawn from its own seed."""
+    Trainer that trains it into OUT/checkpoints, each batch drawn from its own seed; with `online_spec`, evaluating
+    the model during training as Trainer's evaluation strategy says (`evaluation.online`)."""
     checkpoints_dir = Path(training_args.output_dir) / CHECKPOINTS_SUBDIR
     with training_args.main_process_first(desc="preparing the training data"):
         prepared = modality.prepare(config, dataset, start, str(checkpoints_dir))
@@ -198,8 +209,11 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index)
     # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
     # this callback calls once per optimizer step (a no-op for most methods).
+    online = None if online_spec is None else modality.online_evaluation(config, dataset, prepared, online_spec)
+    if online is not None and training_args.process_index == 0:
+        print(f"Evaluating during training: {online.description}")
     trainer = SSLTrainer(model=model, args=training_args, train_dataset=BatchIndices(prepared.train_dataset),
-                         data_collator=collator,
+                         eval_dataset=online, data_collator=collator,
                          callbacks=[OptimizerStepCallback(), NonFiniteGuardCallback(args.on_nonfinite),
                                     SeededCollationCallback(collator)])
     # first, so that reporting integrations and the printed logs see the logged embedding_std, loss terms and
@@ -230,16 +244,15 @@ def _train(trainer: SSLTrainer) -> float:
     return (time.time() - start_time) / 60
 
 
-def _export_and_evaluate(trainer: SSLTrainer, method: Method, modality: Modality, args: PretrainArguments,
-                         config: PretrainedConfig, dataset: Any, prepared: PreparedData, protocols: list[str],
-                         run_info: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def _export_and_evaluate(trainer: SSLTrainer, method: Method, modality: Modality, config: PretrainedConfig,
+                         dataset: Any, prepared: PreparedData, spec: EvaluationSpec, run_info: dict[str, Any],
+                         out_dir: Path) -> dict[str, Any]:
     """Export the trained model into OUT, evaluate the export as users load it (by the same code as `hf-ssl evaluate
     OUT`, reusing the splits already decoded for training), draw the plots and write the card; the results."""
     trained: MethodModel = trainer.model
     export_pretrained(trained, method, out_dir, run_info, prepared.processor)
     modality.verify_export(out_dir, config, dataset)
-    spec = EvaluationSpec(protocols=tuple(protocols), data=args.data_spec(), k=args.knn_k)
-    results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if protocols else {}
+    results = modality.evaluate(out_dir, spec, dataset=dataset, images=prepared.images) if spec.protocols else {}
     if results:
         write_json_atomic(out_dir / EVAL_RESULTS_FILE, results)
     write_plots(out_dir, lambda plots_dir: _draw_plots(trainer, modality, config, dataset, prepared, plots_dir))
@@ -272,6 +285,22 @@ class SSLTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:  # the weights are written 0600 whatever the umask (see `apply_umask`)
             apply_umask(Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+
+    def evaluate(self, eval_dataset: OnlineEvaluation | None = None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Trainer's evaluation loop computes a loss on held-out batches; an SSL loss on held-out data says little
+        (it is the training objective), so the evaluation Trainer schedules (`--eval_steps`, `--eval_strategy`,
+        `--eval_on_start`) runs the modality's online protocol instead (`evaluation.online`: kNN accuracy and RankMe
+        of the encoder's features). Logged like Trainer's own metrics, `eval_knn_accuracy` at its step, and handed to
+        the callbacks (`metric_for_best_model` can name it)."""
+        online = eval_dataset if eval_dataset is not None else self.eval_dataset
+        start = time.time()
+        scores = online.evaluate(unwrap_model(self.model))
+        metrics = {f"{metric_key_prefix}_{name}": value for name, value in scores.items()}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def get_decay_parameter_names(self, model) -> list[str]:
         names = super().get_decay_parameter_names(model)

@@ -1,0 +1,83 @@
+"""Evaluation while training (`--eval_steps`): RankMe against its formula, the online kNN equal to the offline protocol
+on the same features, a run that evaluates training the same weights as one that does not, and the refusal where
+there is nothing to evaluate during training."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import run_cli
+from hf_ssl.evaluation.rankme import rankme
+
+
+def rankme_by_hand(z: np.ndarray, eps: float = 1e-7) -> float:
+    """Garrido et al. 2023, Eq. 1, from the eigenvalues of Z^T Z (sigma_k^2), float64, a loop over k."""
+    eigenvalues = np.linalg.eigvalsh(z.T.astype(np.float64) @ z.astype(np.float64))
+    sigmas = [float(np.sqrt(max(value, 0.0))) for value in eigenvalues][-min(z.shape):]
+    total = sum(sigmas)
+    entropy = 0.0
+    for sigma in sigmas:
+        p = sigma / total + eps
+        entropy -= p * np.log(p)
+    return float(np.exp(entropy))
+
+
+def test_rankme_against_its_formula_and_at_its_extremes():
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(50, 8, generator=generator) * torch.linspace(0.1, 3, 8)  # uneven spread over 8 directions
+    assert rankme(z) == pytest.approx(rankme_by_hand(z.numpy()), rel=1e-6)
+    assert 1 < rankme(z) < 8
+    assert rankme(torch.randn(1, 8, generator=generator).repeat(40, 1)) == pytest.approx(1.0, abs=1e-4)  # collapse
+    assert rankme(torch.eye(8) * 3) == pytest.approx(8.0, rel=1e-5)  # every direction alike
+    two = torch.randn(64, 2, generator=generator) @ torch.randn(2, 16, generator=generator)  # dimensional collapse
+    assert rankme(two) < 2.0 + 1e-3
+
+
+def test_online_knn_equals_the_offline_protocol_and_changes_no_weight(pretrained_out, tmp_path):
+    """The shared MAE run's command with `--eval_steps 3` and `--eval_on_start`: digits is small enough for the online
+    kNN to use the whole splits, so its last value (step 6, the exported weights) must be the offline kNN of the
+    export; and evaluating draws no random number, so the weights are the shared run's, bit for bit."""
+    reference, _ = pretrained_out
+    out = tmp_path / "evaluated"
+    result = run_cli("pretrain", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
+                     "--logging_steps", "1", "--eval_steps", "3", "--eval_on_start", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Evaluating during training: kNN (k=20) of 360 test images against 1,437 train images" in result.stdout
+    history = json.loads((out / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
+    online = [entry for entry in history if "eval_knn_accuracy" in entry]
+    assert [entry["step"] for entry in online] == [0, 3, 6]
+    assert all(1.0 <= entry["eval_rankme"] <= 360 for entry in online)
+    offline = json.loads((out / "eval_results.json").read_text())["knn"]["value"]
+    assert online[-1]["eval_knn_accuracy"] == offline
+    assert len({entry["eval_knn_accuracy"] for entry in online}) > 1  # it moves with training: a real measurement
+    expected = load_file(str(reference / "ssl" / "model.safetensors"))
+    weights = load_file(str(out / "ssl" / "model.safetensors"))
+    assert [name for name in expected if not expected[name].equal(weights[name])] == []
+    # drawn in the card's loss plot, below the loss
+    labels = [axes.get_ylabel() for axes in plot_of(history).axes]
+    assert {"training loss", "online kNN accuracy (%)", "RankMe"} <= set(labels), labels
+
+
+def plot_of(history):
+    pytest.importorskip("matplotlib")
+    import tempfile
+
+    from hf_ssl.hub.plots import plot_loss_curve
+
+    with tempfile.TemporaryDirectory() as folder:
+        return plot_loss_curve(history, f"{folder}/loss.png")
+
+
+def test_eval_steps_without_an_online_protocol_is_one_line(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a few words of text to train word vectors on, and a few more words\n\n" * 20)
+    out = tmp_path / "out"
+    result = run_cli("pretrain", "--method", "word2vec", "--preset", "tiny", "--dataset", f"text:{corpus}",
+                     "--eval_steps", "2", "--output_dir", str(out))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("hf-ssl: error:")]
+    assert len(errors) == 1 and "has no evaluation during training" in errors[0], result.stderr[-2000:]
+    assert not out.exists()
