@@ -4,7 +4,8 @@ A method names its modality (`Method.modality`: image, image-classification (sem
 text, words). The modality owns
 - **pretraining**: loading the data (`load_dataset`), turning it into a training dataset with the processor exported
   next to the model (`prepare`, which trains a tokenizer first where the method needs one), checking the written
-  folder (`verify_export`), its plots and the data-specific lines of the model card;
+  folder (`verify_export`), its plots and the data-specific lines of the model card, and what `--eval_steps` scores
+  during training (`online_protocol`, `online_evaluation`; image encoders: kNN and RankMe on held-out images);
 - **evaluation of an exported folder** (`evaluate`): the protocols of this kind of model (kNN, linear probe, zero-shot,
   fill-mask, word similarity, ...), on the folder as users load it with plain transformers. `hf-ssl pretrain`
   evaluates the folder it has just written through the same call; `hf-ssl evaluate --model OUT` finds the modality
