@@ -1,6 +1,7 @@
 """Evaluation while training (`--eval_steps`): RankMe against its formula, the online kNN equal to the offline protocol
 on the same features, a run that evaluates training the same weights as one that does not, and the refusal where
-there is nothing to evaluate during training."""
+there is nothing to evaluate during training. And the baselines every image evaluation reports beside the encoder:
+raw pixels and a randomly initialised twin."""
 
 import json
 
@@ -81,3 +82,40 @@ def test_eval_steps_without_an_online_protocol_is_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("hf-ssl: error:")]
     assert len(errors) == 1 and "has no evaluation during training" in errors[0], result.stderr[-2000:]
     assert not out.exists()
+
+
+# --- baselines: the same protocols on raw pixels and a random-init twin ------------------------------------------
+
+def test_baseline_features_are_the_normalised_pixels_and_a_seeded_random_twin():
+    from transformers import ViTConfig, ViTModel
+
+    from hf_ssl.evaluation.features import extract_features
+    from hf_ssl.evaluation.image_protocols import baseline_features
+
+    torch.manual_seed(1)
+    encoder = ViTModel(ViTConfig(image_size=8, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=32), add_pooling_layer=False)
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    state = torch.random.get_rng_state()
+    first = baseline_features(encoder, images, mean, std)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is left as it was
+    by_hand = [[(images[n, c, y, x].item() / 255 - mean[c]) / std[c]
+                for c in range(3) for y in range(8) for x in range(8)] for n in range(5)]
+    torch.testing.assert_close(first["raw pixels"], torch.tensor(by_hand))
+    again = baseline_features(encoder, images, mean, std)
+    assert torch.equal(first["random init"], again["random init"])  # one twin, whatever split or run
+    mine = extract_features(encoder, images, mean, std)  # the encoder's own: another network
+    assert first["random init"].shape == mine.shape and not torch.allclose(first["random init"], mine)
+
+
+def test_the_run_prints_and_records_its_baselines(pretrained_out):
+    """digits: raw pixels score 97.50% with the kNN protocol (measured independently in issue 17's report)."""
+    out, result = pretrained_out
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["knn"]["baselines"]["raw pixels"] == pytest.approx(0.975, abs=1e-9)
+    assert set(results["linear"]["baselines"]) == {"raw pixels", "random init"}
+    line = next(line for line in result.stdout.splitlines() if line.startswith("knn accuracy on digits test"))
+    assert "(same protocol on raw pixels 97.50%, random init" in line
+    card = (out / "README.md").read_text()
+    assert "| protocol | dataset | split | accuracy | raw pixels | random init |" in card

@@ -144,7 +144,9 @@ def pretrain(argv: list[str]) -> None:
         for name, entry in results.items():
             value = entry["value"]
             shown = f"{100 * value:.2f}%" if entry.get("metric", "accuracy") == "accuracy" else f"{value:.4g}"
-            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: {shown}")
+            compared = ", ".join(f"{baseline} {100 * v:.2f}%" for baseline, v in entry.get("baselines", {}).items())
+            print(f"{name} {entry.get('metric', 'accuracy')} on {entry['dataset']} {entry['split']}: {shown}"
+                  + (f" (same protocol on {compared})" if compared else ""))
 
 
 def evaluate(argv: list[str]) -> None:
@@ -173,6 +175,8 @@ def evaluate(argv: list[str]) -> None:
                         help="features of a ViT-like encoder: the [CLS] token or the mean of the patch tokens (default: "
                              "what its method trained with, recorded in OUT; else the mean)")
     parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--baselines", action="store_true", help="image encoders: also run the frozen-feature "
+                        "protocols on raw pixels and on a randomly initialised twin of the encoder")
     parser.add_argument("--shots", type=int, default=DEFAULT_SHOTS, help="few-shot: labelled examples per class")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="few-shot: seeded draws averaged")
     parser.add_argument("--epochs", type=float, default=FinetuneSettings.epochs, help="finetune: training epochs")
@@ -194,7 +198,7 @@ def evaluate(argv: list[str]) -> None:
         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()),
         data=DataSpec(args.dataset, args.data_dir, args.image_column, args.label_column, args.text_column),
         k=args.k, temperature=args.temperature if args.temperature > 0 else None, pooling=args.pooling,
-        batch_size=args.batch_size, shots=args.shots, episodes=args.episodes,
+        batch_size=args.batch_size, baselines=args.baselines, shots=args.shots, episodes=args.episodes,
         finetune=FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate,
                                   batch_size=args.finetune_batch_size),
         pairs=args.pairs, questions=args.questions)

@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 from ..data.datasets import ImageDataset
 from ..data.images import images_to_tensor, labels_to_tensor
 from ..errors import HfSslError
+from ..nn.normalization import PixelNormalization, rescale_pixels
 from .features import extract_features
 from .finetune import FinetuneSettings, finetune_image_classifier
 from .few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS, check_shots, few_shot
@@ -39,12 +40,15 @@ def evaluate_image_encoder(
     pooling: str = "auto", k: int = 20, temperature: float | None = 0.07, batch_size: int = 256,
     images: dict[str, torch.Tensor] | None = None, shots: int = DEFAULT_SHOTS, episodes: int = DEFAULT_EPISODES,
     model_dir: str | os.PathLike | None = None, finetune_settings: FinetuneSettings | None = None,
+    baselines: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Returns `{protocol: {"protocol", "dataset", "split", "value", "params"}}` (value = accuracy in [0, 1]).
 
     `images` may hold splits already converted to uint8 tensors at this size (pretraining has the train
     split in memory), so they are not decoded twice. "finetune" trains a copy of the exported folder `model_dir`
-    (the encoder as users load it), not `encoder`.
+    (the encoder as users load it), not `encoder`. With `baselines`, each frozen-feature protocol's entry also
+    holds `"baselines": {name: value}`, the same protocol on `baseline_features` (raw pixels, a random-init twin):
+    what the encoder's number means.
     """
     check_image_protocols(protocols)
     if dataset.label_column is None or dataset.test_split is None:
@@ -60,12 +64,17 @@ def evaluate_image_encoder(
     num_classes = int(max(labels[s].max() for s in labels)) + 1
     if "few-shot" in protocols:
         check_shots(labels[train], shots, num_classes)  # before minutes of feature extraction
-    features = {}
+    features: dict[str, torch.Tensor] = {}
+    baseline_sets: dict[str, dict[str, torch.Tensor]] = {}  # baseline -> split -> features
     for split in (train, test) if frozen else ():
         pixels = (images or {}).get(split)
         if pixels is None:
             pixels = images_to_tensor(dataset.splits[split], dataset.image_column, image_size, num_channels)
         features[split] = extract_features(encoder, pixels, image_mean, image_std, pooling, batch_size)
+        if baselines:
+            for name, values in baseline_features(encoder, pixels, image_mean, image_std, pooling,
+                                                  batch_size).items():
+                baseline_sets.setdefault(name, {})[split] = values
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
         if protocol == "finetune":
@@ -76,7 +85,36 @@ def evaluate_image_encoder(
                                                 shots=shots, episodes=episodes)
         results[protocol] = {"protocol": protocol, "dataset": dataset.name, "split": test, "value": value,
                              "params": {**params, "pooling": pooling}}
+        if baseline_sets:
+            results[protocol]["baselines"] = {
+                name: frozen_feature_protocol(protocol, sets[train], labels[train], sets[test], labels[test],
+                                              num_classes, k=k, temperature=temperature, shots=shots,
+                                              episodes=episodes)[0]
+                for name, sets in baseline_sets.items()}
     return results
+
+
+BASELINE_SEED = 0
+
+
+@torch.no_grad()
+def baseline_features(
+    encoder: PreTrainedModel, images: torch.Tensor, image_mean: Sequence[float], image_std: Sequence[float],
+    pooling: str = "auto", batch_size: int = 256,
+) -> dict[str, torch.Tensor]:
+    """The features the encoder's protocols are compared with: "raw pixels", the images as the encoder receives them
+    (rescaled and normalised like the exported processor does) flattened into one vector each, and "random init",
+    the encoder's architecture with transformers' default random initialisation (seeded: the same twin for every
+    split and run), pooled like the encoder. A pretrained encoder is only worth its training where it beats both."""
+    flat = PixelNormalization(image_mean, image_std)(rescale_pixels(images)).flatten(1)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(BASELINE_SEED)
+    try:  # a twin of the exported architecture, initialised as `from_config` does; the global generator restored
+        twin = type(encoder)(encoder.config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    random_init = extract_features(twin, images, image_mean, image_std, pooling, batch_size)
+    return {"raw pixels": flat.float(), "random init": random_init}
 
 
 def frozen_feature_protocol(

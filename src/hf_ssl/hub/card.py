@@ -45,7 +45,8 @@ def write_model_card(out_dir: str | Path, run_info: dict[str, Any], eval_results
         dict(protocol_name=protocol_display_name(key, entry), dataset=entry["dataset"], split=entry["split"],
              value=entry["value"], metric=entry.get("metric", "accuracy"),
              spread=entry.get("params", {}).get("std"),  # over few-shot episodes
-             params=entry.get("params", {}))  # protocol details a template may show (a classifier's per-class accuracy)
+             params=entry.get("params", {}),  # protocol details a template may show (a classifier's per-class accuracy)
+             baselines=entry.get("baselines", {}))  # the same protocol on raw pixels, a random-init twin
         for key, entry in sorted(eval_results.items())
     ]
     card_data = ModelCardData(

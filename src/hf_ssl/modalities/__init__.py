@@ -65,6 +65,7 @@ class EvaluationSpec:
     k: int = 20  # kNN neighbours
     temperature: float | None = 0.07  # kNN vote temperature (None: majority vote)
     pooling: str | None = None  # token backbones: "cls" | "mean" | "auto"; None: the pooling the model was trained with
+    baselines: bool = False  # image encoders: the frozen-feature protocols on raw pixels and a random-init twin too
     batch_size: int = 256
     shots: int = DEFAULT_SHOTS
     episodes: int = DEFAULT_EPISODES

@@ -99,7 +99,7 @@ class ImageModality(Modality):
             encoder.config.num_channels, processor.image_mean, processor.image_std, protocols=spec.protocols,
             pooling=pooling_of(model_dir, spec.pooling), k=spec.k, temperature=spec.temperature,
             batch_size=spec.batch_size, images=images, shots=spec.shots, episodes=spec.episodes, model_dir=model_dir,
-            finetune_settings=spec.finetune)
+            finetune_settings=spec.finetune, baselines=spec.baselines)
 
     def plots(self, model: MethodModel, config, dataset: ImageDataset, prepared: PreparedData,
               plots_dir: Path) -> None:

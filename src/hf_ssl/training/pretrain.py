@@ -64,6 +64,9 @@ class PretrainArguments:
         "help": "comma-separated protocols run on the test split after training (image encoders: knn, linear, few-shot, finetune; "
                 "CLIP: zero-shot, retrieval, knn, linear), 'auto' (the method's usual ones) or 'none'"})
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN evaluation"})
+    eval_baselines: bool = field(default=True, metadata={
+        "help": "image encoders: run the frozen-feature protocols on raw pixels and on a randomly initialised twin of "
+                "the encoder too, printed and shown in the card beside its results (--eval_baselines false: skip)"})
     on_nonfinite: str = field(default="stop", metadata={
         "help": "a step with non-finite gradients: 'stop' the run (non-zero exit, nothing exported, checkpoints kept) "
                 "or 'skip' the step (counted in the log as nonfinite_steps_skipped)",
@@ -153,7 +156,8 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
             set_seed(training_args.seed)
         start = StartingPoint(tokenizer=args.tokenizer, checkpoint=checkpoint)
         # after training (the protocols) and during it (`online_protocol`, at --eval_steps)
-        spec = EvaluationSpec(protocols=tuple(protocols), data=args.data_spec(), k=args.knn_k)
+        spec = EvaluationSpec(protocols=tuple(protocols), data=args.data_spec(), k=args.knn_k,
+                              baselines=args.eval_baselines)
         trainer, prepared = _prepare_trainer(method, modality, args, training_args, config, dataset, start,
                                              spec if evaluates_online else None)
         train_minutes = _train(trainer)
