@@ -37,15 +37,23 @@ def test_rankme_against_its_formula_and_at_its_extremes():
     assert rankme(two) < 2.0 + 1e-3
 
 
-def test_online_knn_equals_the_offline_protocol_and_changes_no_weight(pretrained_out, tmp_path):
-    """The shared MAE run's command with `--eval_steps 3` and `--eval_on_start`: digits is small enough for the online
-    kNN to use the whole splits, so its last value (step 6, the exported weights) must be the offline kNN of the
-    export; and evaluating draws no random number, so the weights are the shared run's, bit for bit."""
-    reference, _ = pretrained_out
-    out = tmp_path / "evaluated"
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory):
+    """The shared MAE run's command with `--eval_steps 3` and `--eval_on_start`, in an OUT of its own (no other test
+    re-evaluates it)."""
+    out = tmp_path_factory.mktemp("online") / "evaluated"
     result = run_cli("pretrain", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
                      "--logging_steps", "1", "--eval_steps", "3", "--eval_on_start", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_online_knn_equals_the_offline_protocol_and_changes_no_weight(pretrained_out, evaluated_run):
+    """digits is small enough for the online kNN to use the whole splits, so its last value (step 6, the exported
+    weights) must be the offline kNN of the export; and evaluating draws no random number, so the weights are those
+    of the shared run without `--eval_steps`, bit for bit."""
+    reference, _ = pretrained_out
+    out, result = evaluated_run
     assert "Evaluating during training: kNN (k=20) of 360 test images against 1,437 train images" in result.stdout
     history = json.loads((out / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
     online = [entry for entry in history if "eval_knn_accuracy" in entry]
@@ -109,9 +117,9 @@ def test_baseline_features_are_the_normalised_pixels_and_a_seeded_random_twin():
     assert first["random init"].shape == mine.shape and not torch.allclose(first["random init"], mine)
 
 
-def test_the_run_prints_and_records_its_baselines(pretrained_out):
+def test_the_run_prints_and_records_its_baselines(evaluated_run):
     """digits: raw pixels score 97.50% with the kNN protocol (measured independently in issue 17's report)."""
-    out, result = pretrained_out
+    out, result = evaluated_run
     results = json.loads((out / "eval_results.json").read_text())
     assert results["knn"]["baselines"]["raw pixels"] == pytest.approx(0.975, abs=1e-9)
     assert set(results["linear"]["baselines"]) == {"raw pixels", "random init"}
