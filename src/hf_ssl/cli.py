@@ -1,4 +1,4 @@
-"""`hf-ssl list | pretrain | evaluate | push`.
+"""`hf-ssl list | pretrain | evaluate | embed | push`.
 
 User errors end as one line on stderr (`hf-ssl: error: ...`) and exit code 2, never a traceback.
 """
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         if command in ("-h", "--help"):
             print(__doc__.strip() + "\n\nRun `hf-ssl COMMAND --help` for a command's options.")
             return
-        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate, "push": push}
+        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate, "embed": embed, "push": push}
         if command not in commands:
             raise HfSslError(f"unknown command '{command}' (commands: {', '.join(commands)})")
         commands[command](rest)
@@ -205,6 +205,39 @@ def evaluate(argv: list[str]) -> None:
     modality = modality_of_folder(args.model)
     modality.check_protocols(spec.protocols)  # before the model or the data load
     _record_evaluation(Path(args.model), modality.evaluate(args.model, spec))
+
+
+def embed(argv: list[str]) -> None:
+    from .embeddings import EmbeddingsFile
+    from .modalities import DataSpec, modality_of_folder
+
+    parser = _parser("hf-ssl embed", "Write an exported encoder's features of every example of a dataset to a Parquet "
+                     "(id, split, label, embedding) or .npy file, pooled as its evaluation pools them.")
+    parser.add_argument("--model", required=True, help="folder written by `hf-ssl pretrain`, or a transformers vision "
+                        "encoder folder or Hub id")
+    parser.add_argument("--dataset", default=None, help="default: digits")
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--image_column", default=None)
+    parser.add_argument("--label_column", default=None)
+    parser.add_argument("--split", default=None, help="comma-separated splits (default: all)")
+    parser.add_argument("--output", required=True, help="FILE.parquet, or FILE.npy (ids in FILE.npy.ids.txt)")
+    parser.add_argument("--pooling", default=None, choices=["auto", "cls", "mean"],
+                        help="ViT-like encoders: the [CLS] token or the mean of the patch tokens (default: what its "
+                             "method trained with, recorded in OUT)")
+    parser.add_argument("--batch_size", type=int, default=256)
+    args = parser.parse_args(argv)
+
+    import hf_ssl  # noqa: F401  (registers the methods: an OUT/ssl config names their model types)
+
+    modality = modality_of_folder(args.model)
+    splits = [s.strip() for s in args.split.split(",") if s.strip()] if args.split else None
+    data = DataSpec(args.dataset or modality.default_dataset, args.data_dir, args.image_column,
+                    args.label_column)
+    total, batches = modality.embeddings(args.model, data, splits, args.pooling, args.batch_size)
+    with EmbeddingsFile(args.output, total) as output:
+        for batch in batches:
+            output.write(batch)
+    print(f"Wrote {total} embeddings to {args.output}")
 
 
 def _record_evaluation(model_dir: Path, results: dict) -> None:

@@ -22,12 +22,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset
 from transformers import PretrainedConfig, TrainerCallback
 
+from ..embeddings import EmbeddingBatch
 from ..errors import HfSslError, first_line
 from ..evaluation.finetune import FinetuneSettings
 from ..evaluation.few_shot import DEFAULT_EPISODES, DEFAULT_SHOTS
@@ -157,6 +158,15 @@ class Modality:
                     start: StartingPoint) -> dict[str, Any]:
         """The data- and model-specific values of the card template."""
         return {}
+
+    # --- features of an exported folder (`hf-ssl embed`) -------------------------------------------------------
+
+    def embeddings(self, model_dir: str | os.PathLike, data: DataSpec, splits: Sequence[str] | None,
+                   pooling: str | None = None, batch_size: int = 256) -> tuple[int, Iterator[EmbeddingBatch]]:
+        """The exported model's features of every example of `splits` (None: all) of the dataset, as its evaluation
+        computes them: (the number of examples, an iterator of `EmbeddingBatch`es in dataset order), decoded and
+        encoded one chunk at a time."""
+        raise HfSslError(f"hf-ssl embed does not support {self.model_description} yet (image encoders only)")
 
     # --- evaluation of an exported folder --------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
 """Images: the modality of the image SSL methods (MAE, SimCLR, DINO, ...). Trains on the pixels of a labelled or
 unlabelled image dataset, exports an image processor, evaluates an exported encoder's frozen features (kNN, linear
-probe, few-shot, pooled as the method was trained: `pooling_of`) and, on request, the encoder fine-tuned end to end."""
+probe, few-shot, pooled as the method was trained: `pooling_of`) and, on request, the encoder fine-tuned end to end;
+computes its features for a whole dataset (`hf-ssl embed`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
+import datasets
 import torch
 from transformers import PretrainedConfig
 
@@ -16,8 +18,9 @@ from ..data.datasets import ImageDataset, load_image_dataset
 from ..data.images import images_to_tensor, labels_to_tensor
 from ..evaluation.features import extract_features
 from ..evaluation.image_protocols import FROZEN_PROTOCOLS, evaluate_image_encoder
-from ..evaluation.online import OnlineImageKnn
+from ..embeddings import EmbeddingBatch
 from ..errors import HfSslError
+from ..evaluation.online import OnlineImageKnn
 from ..hub.export import image_processor_for
 from ..hub.plots import (PROJECTION_PLOT, RECONSTRUCTION_PLOT, plot_embedding_projection, plot_reconstruction_grid,
                          reconstruction_rows, subsample)
@@ -90,6 +93,33 @@ class ImageModality(Modality):
             description=f"kNN (k={spec.k}) of {len(query_rows):,} {dataset.test_split} images against "
                         f"{len(bank_rows):,} {dataset.train_split} images of {dataset.name}")
 
+    def embeddings(self, model_dir: str | os.PathLike, data: DataSpec, splits: Sequence[str] | None,
+                   pooling: str | None = None, batch_size: int = 256) -> tuple[int, Iterator[EmbeddingBatch]]:
+        dataset = self.load_dataset(data)
+        names = list(splits or dataset.splits)
+        unknown = [name for name in names if name not in dataset.splits]
+        if unknown:
+            raise HfSslError(f"{dataset.name} has no split '{unknown[0]}' (splits: {', '.join(dataset.splits)})")
+        encoder, processor = load_encoder(model_dir)  # before any image is decoded: a bad folder fails first
+        size = processor.size.get("height") or processor.size.get("shortest_edge")
+        pooling = pooling_of(model_dir, pooling)
+        root = data.dataset.split(":", 1)[1] if (data.dataset or "").startswith("imagefolder:") else None
+
+        def batches() -> Iterator[EmbeddingBatch]:
+            for split in names:
+                rows = dataset.splits[split]
+                labels = (labels_to_tensor(rows, dataset.label_column).tolist() if dataset.label_column else
+                          [None] * len(rows))
+                for start in range(0, len(rows), EMBED_CHUNK):
+                    chunk = rows.select(range(start, min(start + EMBED_CHUNK, len(rows))))
+                    pixels = images_to_tensor(chunk, dataset.image_column, size, encoder.config.num_channels)
+                    features = extract_features(encoder, pixels, processor.image_mean, processor.image_std, pooling,
+                                                batch_size)
+                    yield EmbeddingBatch(example_ids(chunk, dataset.image_column, split, start, root), split,
+                                         labels[start : start + len(chunk)], features)
+
+        return sum(len(dataset.splits[name]) for name in names), batches()
+
     def evaluate(self, model_dir: str | os.PathLike, spec: EvaluationSpec, dataset: ImageDataset | None = None,
                  images: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, Any]]:
         dataset = dataset or self.load_dataset(spec.data)
@@ -120,6 +150,27 @@ class ImageModality(Modality):
             pooling_description=("the [CLS] token" if cls_pooling else "mean of the patch tokens")
             if token_backbone else "global average pooling",
         )
+
+
+EMBED_CHUNK = 1024  # images decoded at a time by `hf-ssl embed`
+
+
+def example_ids(rows: datasets.Dataset, image_column: str, split: str, start: int, root: str | None) -> list[str]:
+    """Each image's file path (relative to `root`, the image folder, when under it), or SPLIT/ROW for images that
+    are not files (built-in arrays, bytes embedded in Parquet)."""
+    paths = [None] * len(rows)
+    if isinstance(rows.features[image_column], datasets.Image):
+        files = rows.cast_column(image_column, datasets.Image(decode=False))[image_column]
+        paths = [entry.get("path") if isinstance(entry, dict) else None for entry in files]
+    ids = []
+    for row, path in enumerate(paths, start):
+        if path is None:
+            ids.append(f"{split}/{row}")
+        elif root is not None and os.path.abspath(path).startswith(os.path.abspath(root) + os.sep):
+            ids.append(os.path.relpath(path, root))
+        else:
+            ids.append(path)
+    return ids
 
 
 # the online kNN's subset: about 5 s of ResNet-18 features at 32 px on this project's 2-core CPU per evaluation
