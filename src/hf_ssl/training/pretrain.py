@@ -306,6 +306,31 @@ class SSLTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
+    # --- the share of time spent waiting for data, logged as `data_wait_share` --------------------------------------
+
+    _data_wait_seconds = 0.0
+    _log_interval_start: float | None = None
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
+        """Trainer fetches each optimizer step's batches here: the time it takes is the time the step waits for data
+        (the collator's decoding and augmentation without DataLoader workers; with them, whatever they have not
+        prepared in advance)."""
+        start = time.perf_counter()
+        if self._log_interval_start is None:
+            self._log_interval_start = start
+        batches = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self._data_wait_seconds += time.perf_counter() - start
+        return batches
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds `data_wait_share` to every training log: the share of the wall time since the previous log spent
+        waiting for batches (checkpoints and evaluations in that interval count as not waiting)."""
+        if "loss" in logs and self._log_interval_start is not None:
+            now = time.perf_counter()
+            logs["data_wait_share"] = round(self._data_wait_seconds / max(now - self._log_interval_start, 1e-9), 4)
+            self._data_wait_seconds, self._log_interval_start = 0.0, now
+        super().log(logs, start_time)
+
     def get_decay_parameter_names(self, model) -> list[str]:
         names = super().get_decay_parameter_names(model)
         excluded = unwrap_model(model).no_weight_decay()
