@@ -88,3 +88,33 @@ def test_a_two_process_run_killed_and_rerun_ends_with_the_uninterrupted_weights(
     resumed = load_file(str(out / "ssl" / "model.safetensors"))
     assert expected.keys() == resumed.keys()
     assert [name for name in expected if not expected[name].equal(resumed[name])] == []
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_of_one_process_train_the_weights_of_one_node_of_two(ddp_run, tmp_path):
+    """Multi-node is Trainer's and torch's: two `torchrun --nnodes 2 --nproc_per_node 1` launches meeting at a c10d
+    rendezvous on 127.0.0.1 (as two machines would at HOST:PORT) form one job of 2 processes, sharing OUT as nodes
+    share a network file system. Every draw depends on the global rank alone, so whichever node becomes rank 0, the
+    weights are those of 1 node x 2 processes, bit for bit."""
+    reference, _ = ddp_run
+    out = tmp_path / "two-nodes"
+    launcher = [*LAUNCHER, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+                "--rdzv_endpoint", f"127.0.0.1:{free_port()}", "--rdzv_id", "hf-ssl-test"]
+    command = pretrain_command(out, "--eval_protocols", "none")[len(TORCHRUN):]
+    nodes = [subprocess.Popen([*launcher, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=ENV) for _ in range(2)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    for node, (_, stderr) in zip(nodes, outputs):
+        assert node.returncode == 0, stderr[-4000:]
+    assert sum(stdout.count("Exported to") for stdout, _ in outputs) == 1  # one node exports
+    assert json.loads((out / "ssl" / "training_info.json").read_text())["effective_batch_size"] == 16  # 2 x 8
+    expected = load_file(str(reference / "ssl" / "model.safetensors"))
+    weights = load_file(str(out / "ssl" / "model.safetensors"))
+    assert [name for name in expected if not expected[name].equal(weights[name])] == []
