@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from conftest import run_cli
 from hf_ssl import MAEConfig, MAEForPreTraining
 from hf_ssl.errors import HfSslError
 from hf_ssl.nn.backbone_presets import backbone_config_from_spec
@@ -204,3 +205,39 @@ def test_encoder_initialised_as_in_the_reference_code():
         bound = math.sqrt(6 / (fan_in + fan_out))
         assert weight.abs().max().item() <= bound
         assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15)  # std of U(-b, b)
+
+
+def test_pretraining_continues_from_a_transformers_vit_mae_checkpoint(tmp_path):
+    """`--backbone` a folder that transformers' own ViTMAEForPreTraining saved (another decoder geometry than the
+    preset's): the run adopts its encoder and decoder, and at learning rate 0 its export converts back to exactly the
+    checkpoint's weights; the same images and masking noise give the checkpoint's loss."""
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    from hf_ssl.modeling.mae.convert_mae import to_vit_mae
+
+    torch.manual_seed(3)
+    original = ViTMAEForPreTraining(ViTMAEConfig(
+        image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        decoder_hidden_size=24, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=48)).eval()
+    original.save_pretrained(tmp_path / "vit-mae")
+    out = tmp_path / "continued"
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--backbone", str(tmp_path / "vit-mae"),
+                     "--max_steps", "1", "--learning_rate", "0", "--save_strategy", "no", "--eval_protocols", "none",
+                     "--norm_pix_loss", "false", "--output_dir", str(out))  # the checkpoint's target, for the loss
+    assert result.returncode == 0, result.stderr[-3000:]
+    continued = MAEForPreTraining.from_pretrained(out / "ssl").eval()
+    assert continued.config.decoder_hidden_size == 24 and continued.config.backbone_config.model_type == "vit"
+    back = to_vit_mae(continued).state_dict()
+    for name, value in original.state_dict().items():
+        assert torch.equal(back[name], value), name
+    images, noise = torch.randn(2, 3, 16, 16), torch.rand(2, 16)
+    torch.testing.assert_close(continued(images, noise=noise).loss, original(images, noise=noise).loss)
+    # the exported encoder, as users load it, is the checkpoint's ViT
+    from transformers import AutoModel
+
+    exported = AutoModel.from_pretrained(out).state_dict()
+    shared = [name for name in original.vit.state_dict() if name in exported]
+    assert len(shared) > 10
+    for name in shared:
+        assert torch.equal(exported[name], original.vit.state_dict()[name]), name

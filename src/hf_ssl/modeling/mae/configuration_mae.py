@@ -8,7 +8,7 @@ normalized-pixel targets, fixed 2-D sin-cos position embeddings.
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig
+from transformers import AutoConfig, ViTConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from ..image_method import ImageMethodConfig
@@ -43,6 +43,24 @@ class MAEConfig(ImageMethodConfig):
     crop_min_scale: float = 0.2
     horizontal_flip: bool = True
     initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.backbone_config.model_type == "vit_mae":
+            self._adopt_vit_mae(self.backbone_config)
+
+    def _adopt_vit_mae(self, vit_mae) -> None:
+        """`--backbone` named a transformers `vit_mae` checkpoint (`facebook/vit-mae-base`, the port of the reference
+        MAE): its encoder becomes this config's ViT and its decoder's geometry this config's, so that its weights,
+        decoder included, load into this model (`MAEForPreTraining.load_encoder_weights`) and pretraining continues
+        from them. The masking ratio and the target normalisation stay this config's: hyperparameters of the run."""
+        encoder_fields = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+                          "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps",
+                          "image_size", "patch_size", "num_channels", "qkv_bias")
+        self.backbone_config = ViTConfig(**{name: getattr(vit_mae, name) for name in encoder_fields})
+        for name in ("decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads",
+                     "decoder_intermediate_size"):
+            setattr(self, name, getattr(vit_mae, name))
 
     def validate_mae(self):
         """Checks run by `@strict` on creation: each names the bad value and the valid range."""

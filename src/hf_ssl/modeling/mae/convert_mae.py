@@ -1,4 +1,4 @@
-"""Conversion to transformers' `ViTMAEForPreTraining` (the port of the reference MAE code).
+"""Conversion to and from transformers' `ViTMAEForPreTraining` (the port of the reference MAE code).
 
 hf-ssl's MAE and `ViTMAEForPreTraining` hold the same weights under different names, so a model trained
 here can be handed to code written for `vit_mae` checkpoints, and the two implementations can be
@@ -19,6 +19,18 @@ _RENAMES = (
     ("mask_token", "decoder.mask_token"),
     ("decoder_", "decoder.decoder_"),
 )
+
+
+def from_vit_mae_state_dict(state: dict) -> dict:
+    """A `ViTMAEForPreTraining` state dict under this model's parameter names (the inverse of `to_vit_mae`'s)."""
+    renamed = {}
+    for name, value in state.items():
+        for ours, theirs in _RENAMES:
+            if name.startswith(theirs):
+                name = ours + name[len(theirs):]
+                break
+        renamed[name] = value
+    return renamed
 
 
 def to_vit_mae(model: MAEForPreTraining) -> ViTMAEForPreTraining:

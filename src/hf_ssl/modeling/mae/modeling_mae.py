@@ -22,7 +22,8 @@ from transformers.models.vit.modeling_vit import ViTLayer
 from transformers.utils import ModelOutput
 
 from ..image_method import ImageMethodModel
-from ..method_model import ImagePreview
+from ..method_model import TRAINING_POSITION, ImagePreview
+from ...errors import HfSslError, first_line
 from ...losses.masked_reconstruction import masked_reconstruction_loss
 from ...nn.backbone import build_backbone
 from ...nn.masking import gather_tokens, random_masking
@@ -134,6 +135,26 @@ class MAEForPreTraining(ImageMethodModel):
         for layer in self.backbone.layers:
             hidden = layer(hidden)
         return self.backbone.layernorm(hidden), mask, ids_restore
+
+    def load_encoder_weights(self, checkpoint: str) -> None:
+        """`--backbone CHECKPOINT`: a ViT checkpoint's weights into the encoder; a transformers `vit_mae` checkpoint's
+        (`facebook/vit-mae-base`, whose geometry the config adopted: `MAEConfig._adopt_vit_mae`) into the whole
+        model, decoder included, so that pretraining continues where the checkpoint stopped."""
+        from transformers import AutoConfig, ViTMAEForPreTraining
+
+        from .convert_mae import from_vit_mae_state_dict
+
+        try:
+            if AutoConfig.from_pretrained(checkpoint).model_type != "vit_mae":
+                return super().load_encoder_weights(checkpoint)
+            source = ViTMAEForPreTraining.from_pretrained(checkpoint, use_safetensors=True)
+        except (OSError, ValueError) as e:
+            raise HfSslError(f"cannot load MAE weights from {checkpoint}: {first_line(e)}") from None
+        missing, unexpected = self.load_state_dict(from_vit_mae_state_dict(source.state_dict()), strict=False)
+        missing = [name for name in missing if name not in TRAINING_POSITION]
+        if missing or unexpected:
+            raise HfSslError(f"the vit_mae checkpoint {checkpoint} does not map onto hf-ssl's MAE: missing "
+                             f"{missing[:3]}, unexpected {unexpected[:3]}")
 
     def decode(self, hidden: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """Predict the pixels of every patch from the encoded visible tokens: (B, N, patch_size**2 * C)."""
