@@ -306,3 +306,30 @@ def test_batch_norm_in_the_head_keeps_a_resnet_student_from_the_uniform_collapse
         stds[batch_norm] = embedding_std(model.last_embeddings)
     # measured: 0.079 with BatchNorm against 0.007 without (healthy: 1 / sqrt(48) = 0.14)
     assert stds[True] > 2 * stds[False], stds
+
+
+def test_pretraining_continues_from_a_dinov2_checkpoint_as_student_and_teacher(tmp_path):
+    """`--backbone` a folder transformers' own Dinov2Model saved: student and teacher start from its weights (at
+    learning rate 0 the exported teacher is the checkpoint, bit for bit, which it would not be if the teacher had moved
+    towards a randomly initialised student), multi-crop's smaller local crops included."""
+    from transformers import AutoModel, Dinov2Config, Dinov2Model
+
+    from conftest import run_cli
+
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             mlp_ratio=2)).save_pretrained(tmp_path / "dinov2")
+    out = tmp_path / "continued"
+    result = run_cli("pretrain", "--method", "dino", "--preset", "tiny", "--backbone", str(tmp_path / "dinov2"),
+                     "--max_steps", "1", "--learning_rate", "0", "--save_strategy", "no", "--eval_protocols", "none",
+                     "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    original = AutoModel.from_pretrained(tmp_path / "dinov2").state_dict()
+    exported = AutoModel.from_pretrained(out)
+    assert type(exported).__name__ == "Dinov2Model"
+    assert original.keys() == exported.state_dict().keys()
+    for name, value in exported.state_dict().items():
+        assert torch.equal(value, original[name]), name
+    student = DINOForPreTraining.from_pretrained(out / "ssl").backbone.state_dict()
+    for name, value in original.items():
+        assert torch.equal(student[name], value), name

@@ -20,9 +20,12 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from ..errors import HfSslError, first_line
 from .backbone_presets import require_safetensors
 
-# Token-sequence backbones whose pooler we drop: the exported checkpoint then has exactly the
-# weights `AutoModelForImageClassification` reuses (it builds these without a pooler too).
+# Token-sequence backbones (a leading [CLS] token, no pooled output of ours).
 _NO_POOLER_MODEL_TYPES = {"vit", "deit", "beit", "data2vec-vision", "dinov2"}
+# Those built with `add_pooling_layer=False`: the exported checkpoint then has exactly the weights
+# `AutoModelForImageClassification` reuses (it builds these without a pooler too). DINOv2 has no such argument (and
+# no pooler weights).
+_OPTIONAL_POOLER_MODEL_TYPES = _NO_POOLER_MODEL_TYPES - {"dinov2"}
 
 
 def build_backbone(config: PretrainedConfig) -> PreTrainedModel:
@@ -147,4 +150,4 @@ def _interpolates(backbone: nn.Module) -> bool:
 
 
 def _model_kwargs(config: PretrainedConfig) -> dict:
-    return {"add_pooling_layer": False} if config.model_type in _NO_POOLER_MODEL_TYPES else {}
+    return {"add_pooling_layer": False} if config.model_type in _OPTIONAL_POOLER_MODEL_TYPES else {}
