@@ -1,4 +1,4 @@
-"""`hf-ssl list | pretrain | evaluate | embed | push`.
+"""`hf-ssl list | pretrain | evaluate | embed | benchmark | push`.
 
 User errors end as one line on stderr (`hf-ssl: error: ...`) and exit code 2, never a traceback.
 """
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         if command in ("-h", "--help"):
             print(__doc__.strip() + "\n\nRun `hf-ssl COMMAND --help` for a command's options.")
             return
-        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate, "embed": embed, "push": push}
+        commands = {"list": list_methods, "pretrain": pretrain, "evaluate": evaluate, "embed": embed,
+                    "benchmark": benchmark, "push": push}
         if command not in commands:
             raise HfSslError(f"unknown command '{command}' (commands: {', '.join(commands)})")
         commands[command](rest)
@@ -238,6 +239,32 @@ def embed(argv: list[str]) -> None:
         for batch in batches:
             output.write(batch)
     print(f"Wrote {total} embeddings to {args.output}")
+
+
+def benchmark(argv: list[str]) -> None:
+    parser = _parser("hf-ssl benchmark", "How fast a method trains here: the model's step (time, FLOP/s, MFU against "
+                     "the measured matmul peak), its data pipeline, `hf-ssl pretrain` end to end (with the share of "
+                     "time waiting for data) and peak memory; --reference times the method's reference "
+                     "implementation beside it.")
+    parser.add_argument("--method", default="mae")
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--dataset", default=None, help="default: the method's (digits for image methods)")
+    parser.add_argument("--steps", type=int, default=10, help="timed model steps (after 2 warm-up steps)")
+    parser.add_argument("--e2e_steps", type=int, default=20, help="optimizer steps of the end-to-end run (0: skip)")
+    parser.add_argument("--reference", action="store_true", help="also time the reference implementation")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (both implementations)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+
+    import hf_ssl  # noqa: F401  (registers the methods)
+    from .benchmark import format_table, run_benchmark
+    from .registry import get_method
+
+    method = get_method(args.method)
+    if args.preset is not None and args.preset not in method.presets:
+        raise HfSslError(f"unknown preset '{args.preset}' for {method.name} (available: {', '.join(method.presets)})")
+    result = run_benchmark(method, args.preset, args.dataset, args.steps, args.e2e_steps, args.reference, args.bf16)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
 def _record_evaluation(model_dir: Path, results: dict) -> None:

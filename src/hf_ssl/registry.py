@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, PretrainedConfig, PreTrainedModel
 
 from .errors import HfSslError
@@ -47,6 +48,10 @@ class Method:
     # `hf-ssl pretrain` flags whose value is the output folder of another method's run, flag -> that method
     # (BEiT: {"tokenizer": "visual_tokenizer"}); the contract test trains those first.
     prerequisites: dict[str, str] = field(default_factory=dict)
+    # an independent implementation of the same objective, built with the same weights (`hf-ssl benchmark
+    # --reference` times it beside the method: MAE's is transformers' ViTMAEForPreTraining); called with the method's
+    # model, returns a module whose forward takes the method's batch and returns an output with `.loss`
+    reference_model: Callable[[PreTrainedModel], torch.nn.Module] | None = None
 
 
 METHODS: dict[str, Method] = {}

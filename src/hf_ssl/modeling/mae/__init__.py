@@ -3,6 +3,7 @@
 from ...data.collators import crop_flip_collator
 from ...registry import Method, Preset
 from .configuration_mae import MAEConfig
+from .convert_mae import to_vit_mae
 from .modeling_mae import MAEForPreTraining, MAEOutput
 
 
@@ -48,6 +49,7 @@ METHOD = Method(
     make_collator=crop_flip_collator,  # the paper's only augmentation: crop (scale 0.2-1) + flip
     tags=("masked-image-modeling",),
     display_name="MAE",
+    reference_model=to_vit_mae,  # transformers' ViTMAEForPreTraining, the port of the reference code: same weights
     limitations=(
         "MAE features are known to be weaker under frozen-feature protocols (kNN, linear probe) than "
         "contrastive ones and strongest after fine-tuning (He et al. 2022, Sec. 5); judge it by fine-tuning."
