@@ -7,7 +7,6 @@ import torch
 
 from conftest import run_cli
 from hf_ssl import MAEConfig, MAEForPreTraining
-from hf_ssl.errors import HfSslError
 from hf_ssl.nn.backbone_presets import backbone_config_from_spec
 from hf_ssl.nn.masking import random_masking
 from hf_ssl.nn.patches import sincos_position_embedding

@@ -2,7 +2,6 @@
 written here by an independent minimal XDR writer, and on the real Debian package when it is present)."""
 
 import gzip
-import os
 import struct
 import zlib
 

@@ -5,7 +5,6 @@ blocked."""
 
 import json
 import math
-import os
 import re
 
 import numpy as np
