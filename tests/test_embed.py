@@ -59,11 +59,16 @@ def test_embed_writes_the_features_plain_transformers_computes(pretrained_out, s
 
 
 def test_embed_refuses_bad_outputs_in_one_line(pretrained_out, tmp_path):
+    from hf_ssl.embeddings import check_output_path
+    from hf_ssl.errors import HfSslError
+
+    # checked first thing in the command (`hf-ssl: error: ...` is how the CLI shows every HfSslError)
+    with pytest.raises(HfSslError, match=r"must end in \.parquet or \.npy"):
+        check_output_path(tmp_path / "features.csv")
+    with pytest.raises(HfSslError, match="does not exist"):
+        check_output_path(tmp_path / "missing" / "f.npy")
     out, _ = pretrained_out
-    for output, message in [(tmp_path / "features.csv", "must end in .parquet or .npy"),
-                            (tmp_path / "missing" / "f.npy", "does not exist")]:
-        result = run_cli("embed", "--model", str(out), "--output", str(output))
-        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     result = run_cli("embed", "--model", str(out), "--split", "validation", "--output", str(tmp_path / "f.npy"))
-    assert result.returncode == 2 and "no split 'validation'" in result.stderr
+    assert result.returncode == 2 and result.stderr.startswith("hf-ssl: error:") and "Traceback" not in result.stderr
+    assert "no split 'validation'" in result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -209,7 +209,7 @@ def evaluate(argv: list[str]) -> None:
 
 
 def embed(argv: list[str]) -> None:
-    from .embeddings import EmbeddingsFile
+    from .embeddings import EmbeddingsFile, check_output_path
     from .modalities import DataSpec, modality_of_folder
 
     parser = _parser("hf-ssl embed", "Write an exported encoder's features of every example of a dataset to a Parquet "
@@ -227,6 +227,7 @@ def embed(argv: list[str]) -> None:
                              "method trained with, recorded in OUT)")
     parser.add_argument("--batch_size", type=int, default=256)
     args = parser.parse_args(argv)
+    check_output_path(args.output)  # before minutes of loading
 
     import hf_ssl  # noqa: F401  (registers the methods: an OUT/ssl config names their model types)
 

@@ -36,17 +36,23 @@ class EmbeddingBatch:
     features: torch.Tensor  # (B, D) float32
 
 
+def check_output_path(path: str | os.PathLike) -> Path:
+    """The output file's path, refused in one line when it cannot be written (checked before any model is loaded)."""
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise HfSslError(f"--output {path}: the file name must end in {' or '.join(FORMATS)}")
+    if not path.parent.is_dir():
+        raise HfSslError(f"--output {path}: the folder {path.parent} does not exist")
+    return path
+
+
 class EmbeddingsFile:
     """Writes `EmbeddingBatch`es into `path` (.parquet or .npy, see the module docstring); `total` is the number of
     examples to come (the .npy array is allocated once the width is known). Use as a context manager: the file
     appears at `path` only when the block completes."""
 
     def __init__(self, path: str | os.PathLike, total: int):
-        self.path = Path(path)
-        if self.path.suffix not in FORMATS:
-            raise HfSslError(f"--output {self.path}: the file name must end in {' or '.join(FORMATS)}")
-        if not self.path.parent.is_dir():
-            raise HfSslError(f"--output {self.path}: the folder {self.path.parent} does not exist")
+        self.path = check_output_path(path)
         if total == 0:
             raise HfSslError("nothing to embed: the selected splits hold no example")
         self.total = total
@@ -101,4 +107,4 @@ class EmbeddingsFile:
         os.replace(self._partial, self.path)
 
 
-__all__ = ["EmbeddingBatch", "EmbeddingsFile", "FORMATS"]
+__all__ = ["EmbeddingBatch", "EmbeddingsFile", "FORMATS", "check_output_path"]
