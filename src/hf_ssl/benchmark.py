@@ -169,7 +169,7 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
     timings = time_training_steps(models, batch, steps, bf16, peak)
     ours = timings[0]
     return {
-        "method": method.name, "preset": preset, "dataset": loaded.name if hasattr(loaded, "name") else dataset,
+        "method": method.name, "preset": preset, "dataset": loaded.name,
         "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else
                    f"CPU, {torch.get_num_threads()} threads"),
         "precision": "bf16 autocast" if bf16 else "fp32", "batch_size": _batch_size(batch),

@@ -66,14 +66,15 @@ def evaluate_image_encoder(
         check_shots(labels[train], shots, num_classes)  # before minutes of feature extraction
     features: dict[str, torch.Tensor] = {}
     baseline_sets: dict[str, dict[str, torch.Tensor]] = {}  # baseline -> split -> features
+    twin = random_init_twin(encoder) if baselines and frozen else None  # one twin for both splits
     for split in (train, test) if frozen else ():
         pixels = (images or {}).get(split)
         if pixels is None:
             pixels = images_to_tensor(dataset.splits[split], dataset.image_column, image_size, num_channels)
         features[split] = extract_features(encoder, pixels, image_mean, image_std, pooling, batch_size)
         if baselines:
-            for name, values in baseline_features(encoder, pixels, image_mean, image_std, pooling,
-                                                  batch_size).items():
+            for name, values in baseline_features(encoder, pixels, image_mean, image_std, pooling, batch_size,
+                                                  twin).items():
                 baseline_sets.setdefault(name, {})[split] = values
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
@@ -97,22 +98,28 @@ def evaluate_image_encoder(
 BASELINE_SEED = 0
 
 
+def random_init_twin(encoder: PreTrainedModel) -> PreTrainedModel:
+    """The encoder's architecture with transformers' default random initialisation, seeded (`BASELINE_SEED`: the
+    same twin for every split and run); the global generator is left as it was."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(BASELINE_SEED)
+    try:
+        return type(encoder)(encoder.config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
 @torch.no_grad()
 def baseline_features(
     encoder: PreTrainedModel, images: torch.Tensor, image_mean: Sequence[float], image_std: Sequence[float],
-    pooling: str = "auto", batch_size: int = 256,
+    pooling: str = "auto", batch_size: int = 256, twin: PreTrainedModel | None = None,
 ) -> dict[str, torch.Tensor]:
     """The features the encoder's protocols are compared with: "raw pixels", the images as the encoder receives them
     (rescaled and normalised like the exported processor does) flattened into one vector each, and "random init",
-    the encoder's architecture with transformers' default random initialisation (seeded: the same twin for every
-    split and run), pooled like the encoder. A pretrained encoder is only worth its training where it beats both."""
+    the features of `twin` (default: `random_init_twin(encoder)`), pooled like the encoder. A pretrained encoder is
+    only worth its training where it beats both."""
     flat = PixelNormalization(image_mean, image_std)(rescale_pixels(images)).flatten(1)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(BASELINE_SEED)
-    try:  # a twin of the exported architecture, initialised as `from_config` does; the global generator restored
-        twin = type(encoder)(encoder.config)
-    finally:
-        torch.random.set_rng_state(generator_state)
+    twin = twin if twin is not None else random_init_twin(encoder)
     random_init = extract_features(twin, images, image_mean, image_std, pooling, batch_size)
     return {"raw pixels": flat.float(), "random init": random_init}
 

@@ -272,8 +272,16 @@ def _export_and_evaluate(trainer: SSLTrainer, method: Method, modality: Modality
 
 
 class SSLTrainer(Trainer):
-    """Trainer that leaves out of weight decay what a model lists in `no_weight_decay()` (timm's convention, part of
-    the method contract), on top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
+    """Trainer, with what pretraining adds to it: weights resumed through `from_pretrained` (legacy names), checkpoints
+    that respect the umask, the modality's online protocol as the evaluation (`--eval_steps`), `data_wait_share` in
+    every training log, and out of weight decay what a model lists in `no_weight_decay()` (timm's convention, part of
+    the method contract) on top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # the share of time spent waiting for data since the previous log (`get_batch_samples`, `log`)
+        self._data_wait_seconds = 0.0
+        self._log_interval_start: float | None = None
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Trainer loads a checkpoint's weights with `load_state_dict(strict=False)`, but transformers 5's
@@ -314,9 +322,6 @@ class SSLTrainer(Trainer):
         return metrics
 
     # --- the share of time spent waiting for data, logged as `data_wait_share` --------------------------------------
-
-    _data_wait_seconds = 0.0
-    _log_interval_start: float | None = None
 
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
         """Trainer fetches each optimizer step's batches here: the time it takes is the time the step waits for data
