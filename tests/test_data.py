@@ -177,6 +177,69 @@ def test_imagefolder_modes_match_the_inference_processor(tmp_path):
     assert one.shape == (5, 1, 12, 12) and torch.equal(one[where["gray.png"], 0], gray[0])
 
 
+def test_image_files_decoded_when_fetched_equal_the_in_memory_pixels_and_name_a_bad_file(tmp_path):
+    """Training on image files decodes each image when its batch is fetched (`ImageFileDataset`): the pixels are the
+    in-memory path's, bit for bit, in RGB and grayscale; a file that cannot be read, found by a DataLoader worker,
+    is one line naming it (not the traceback torch wraps a worker's error in)."""
+    from torch.utils.data import DataLoader
+
+    from hf_ssl.data.images import ImageFileDataset
+    from hf_ssl.errors import user_message
+
+    train = load_image_dataset(f"imagefolder:{_image_folder(tmp_path / 'imgs')}").splits["train"]
+    for channels in (3, 1):
+        lazy = ImageFileDataset(train, "image", image_size=12, num_channels=channels, min_size=4)
+        in_memory = images_to_tensor(train, "image", image_size=12, num_channels=channels, min_size=4)
+        assert len(lazy) == len(in_memory)
+        assert all(torch.equal(lazy[i]["pixel_values"], in_memory[i]) for i in range(len(lazy)))
+
+    bad = _image_folder(tmp_path / "bad")
+    (bad / "dog" / "broken.png").write_bytes(np.random.default_rng(2).bytes(300))
+    lazy = ImageFileDataset(load_image_dataset(f"imagefolder:{bad}").splits["train"], "image", 12, 3)
+    with pytest.raises(HfSslError) as raised:
+        list(DataLoader(lazy, batch_size=len(lazy), num_workers=1))
+    assert "Traceback" in str(raised.value)  # torch's wrapping, which the CLI unwraps
+    message = user_message(raised.value)
+    assert message.startswith("cannot read image ") and "broken.png" in message and "\n" not in message
+
+
+def _webdataset_shard(path, first: int, count: int) -> None:
+    """A WebDataset tar: samples KEY.png (a gray image of level 10 x its number) and KEY.cls (its number mod 3)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for n in range(first, first + count):
+            png = io.BytesIO()
+            Image.new("L", (6, 6), 10 * n).save(png, "PNG")
+            for suffix, payload in (("png", png.getvalue()), ("cls", str(n % 3).encode())):
+                member = tarfile.TarInfo(f"sample{n:04d}.{suffix}")
+                member.size = len(payload)
+                tar.addfile(member, io.BytesIO(payload))
+
+
+def test_webdataset_shards_from_a_folder_or_a_brace_pattern(tmp_path):
+    from hf_ssl.data.datasets import expand_braces
+
+    assert expand_braces("s-{08..10}-{a,b}.tar") == ["s-08-a.tar", "s-08-b.tar", "s-09-a.tar", "s-09-b.tar",
+                                                     "s-10-a.tar", "s-10-b.tar"]
+    _webdataset_shard(tmp_path / "train-0000.tar", 0, 4)
+    _webdataset_shard(tmp_path / "train-0001.tar", 4, 3)
+    _webdataset_shard(tmp_path / "test-0000.tar", 7, 2)
+    ds = load_image_dataset(f"webdataset:{tmp_path}")
+    assert (ds.name, ds.image_column, ds.label_column, ds.train_split, ds.test_split) == (
+        "webdataset", "png", "cls", "train", "test")
+    pixels = images_to_tensor(ds.splits["train"], "png", image_size=6, num_channels=1)
+    levels = sorted(pixels[:, 0, 0, 0].tolist())
+    assert levels == [10 * n for n in range(7)]
+    labels = labels_to_tensor(ds.splits["train"], "cls")
+    assert sorted(zip(pixels[:, 0, 0, 0].tolist(), labels.tolist())) == [(10 * n, n % 3) for n in range(7)]
+    only_train = load_image_dataset(f"webdataset:{tmp_path}/train-{{0000..0001}}.tar")
+    assert list(only_train.splits) == ["train"] and len(only_train.splits["train"]) == 7
+    with pytest.raises(HfSslError, match="no WebDataset shard matches"):
+        load_image_dataset(f"webdataset:{tmp_path}/train-{{0002..0003}}.tar")
+
+
 def test_imagefolder_splits_and_errors(tmp_path):
     root = tmp_path / "split"
     for split in ("train", "test"):

@@ -118,3 +118,52 @@ def test_two_nodes_of_one_process_train_the_weights_of_one_node_of_two(ddp_run, 
     expected = load_file(str(reference / "ssl" / "model.safetensors"))
     weights = load_file(str(out / "ssl" / "model.safetensors"))
     assert [name for name in expected if not expected[name].equal(weights[name])] == []
+
+
+# Run under torchrun by the test below: `hf-ssl pretrain` with every image a DataLoader worker decodes recorded as
+# "RANK INDEX" in RECORD_DIR/PID.txt (the decoding done by training, not the first-batch check before it).
+RECORDING_PRETRAIN = """
+import os, sys
+from torch.utils.data import get_worker_info
+from hf_ssl.cli import main
+from hf_ssl.data.images import ImageFileDataset
+
+decode = ImageFileDataset.__getitem__
+
+def recorded(self, index):
+    if get_worker_info() is not None:
+        with open(os.path.join(os.environ["RECORD_DIR"], f"{os.getpid()}.txt"), "a") as record:
+            record.write(f"{os.environ['RANK']} {index}\\n")
+    return decode(self, index)
+
+ImageFileDataset.__getitem__ = recorded
+main(sys.argv[1:])
+"""
+
+
+def test_two_processes_each_decode_their_own_share_of_an_image_folder(tmp_path):
+    """One epoch of 2 processes on an image folder: each process's DataLoader worker decodes its own images, and
+    together they decode every image exactly once (the folder's size is a multiple of the global batch, 2 x 4)."""
+    from PIL import Image
+
+    folder = tmp_path / "images" / "all"
+    folder.mkdir(parents=True)
+    for i in range(24):
+        Image.new("L", (8, 8), 10 * i).save(folder / f"{i:02d}.png")
+    (tmp_path / "records").mkdir()
+    script = tmp_path / "recording_pretrain.py"
+    script.write_text(RECORDING_PRETRAIN)
+    command = [*TORCHRUN, str(script), "pretrain", "--method", "simclr", "--preset", "tiny", "--dataset",
+               f"imagefolder:{tmp_path / 'images'}", "--image_size", "8", "--num_train_epochs", "1",
+               "--per_device_train_batch_size", "4", "--dataloader_num_workers", "1", "--eval_protocols", "none",
+               "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**ENV, "RECORD_DIR": str(tmp_path / "records")})
+    assert result.returncode == 0, result.stderr[-4000:]
+    decoded = {"0": [], "1": []}
+    for record in (tmp_path / "records").iterdir():
+        for rank, index in (line.split() for line in record.read_text().splitlines()):
+            decoded[rank].append(int(index))
+    assert len(decoded["0"]) == len(decoded["1"]) == 12  # 3 steps of 4 each
+    assert not set(decoded["0"]) & set(decoded["1"])
+    assert sorted(decoded["0"] + decoded["1"]) == list(range(24))

@@ -19,7 +19,7 @@ from typing import Optional
 
 from safetensors import SafetensorError
 
-from .errors import HfSslError, first_line
+from .errors import HfSslError, first_line, user_message
 
 
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
             raise HfSslError(f"unknown command '{command}' (commands: {', '.join(commands)})")
         commands[command](rest)
     except HfSslError as error:
-        print(f"hf-ssl: error: {error}", file=sys.stderr)
+        print(f"hf-ssl: error: {user_message(error)}", file=sys.stderr)
         sys.exit(2)
     except (OSError, SafetensorError) as error:
         # A full disk or quota, a file-size limit, a read-only or unwritable place: the user's storage, not a bug.
@@ -86,7 +86,7 @@ def pretrain(argv: list[str]) -> None:
     from transformers import HfArgumentParser, TrainingArguments
 
     from .registry import get_method
-    from .training.pretrain import PretrainArguments, run_pretraining
+    from .training.pretrain import AUTO_LOADER_WORKERS, PretrainArguments, run_pretraining
     import hf_ssl  # noqa: F401
 
     # Stage 1: which method and preset, so stage 2 can offer that method's flags and recipe defaults.
@@ -113,6 +113,7 @@ def pretrain(argv: list[str]) -> None:
     parser.set_defaults(
         output_dir=os.path.join("outputs", f"{method.name}-{dataset_slug}"), logging_steps=10, save_steps=500,
         save_total_limit=2, report_to="none", ddp_find_unused_parameters=False,
+        dataloader_num_workers=AUTO_LOADER_WORKERS,  # workers for image files, none for in-memory data
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         # Without a GPU, say so: TrainingArguments then accepts --bf16 (CPU autocast) instead of refusing it.
         use_cpu=not torch.cuda.is_available(),
@@ -329,7 +330,8 @@ def portable_command(argv: list[str]) -> str:
     from .hub.export import portable_value
 
     def portable(token: str) -> str:
-        prefix, sep, value = token.partition(":") if token.startswith(("imagefolder:", "text:")) else ("", "", token)
+        located = token.startswith(("imagefolder:", "webdataset:", "text:"))
+        prefix, sep, value = token.partition(":") if located else ("", "", token)
         return f"{prefix}{sep}{portable_value(value)}"
 
     return shlex.join(portable(t) for t in argv)

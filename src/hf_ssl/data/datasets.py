@@ -5,6 +5,7 @@ One entry point, :func:`load_image_dataset`, turns a short spec into an :class:`
 - ``digits``: scikit-learn's 8x8 digits (always available, offline; the default for quick runs and tests),
 - ``fashion_mnist``: Fashion-MNIST read from its IDX files (Debian package ``dataset-fashion-mnist``),
 - ``imagefolder:PATH``: a folder of images, class subfolders giving labels (``datasets``' imagefolder),
+- ``webdataset:FOLDER`` or ``webdataset:PATTERN``: WebDataset tar shards (``datasets``' webdataset builder),
 - anything else: a Hub dataset id or a local dataset directory, through ``datasets.load_dataset``.
 
 The built-ins hold their pixels as uint8 ``Array2D`` columns rather than PIL images, so that
@@ -14,8 +15,10 @@ The built-ins hold their pixels as uint8 ``Array2D`` columns rather than PIL ima
 from __future__ import annotations
 
 import difflib
+import glob
 import gzip
 import os
+import re
 from dataclasses import dataclass
 
 import datasets
@@ -52,7 +55,7 @@ _FASHION_MNIST_FILES = {  # split -> (images file, labels file), the names the d
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 _IMAGE_COLUMN_NAMES = ("image", "img", "pixel_values")
-_LABEL_COLUMN_NAMES = ("label", "labels", "fine_label")
+_LABEL_COLUMN_NAMES = ("label", "labels", "fine_label", "cls")  # cls: WebDataset's convention
 _TEXT_COLUMN_NAMES = ("text", "caption", "captions", "sentence", "sentences")
 
 
@@ -60,7 +63,7 @@ _TEXT_COLUMN_NAMES = ("text", "caption", "captions", "sentence", "sentences")
 class ImageDataset:
     """An image dataset with its splits and the columns that matter for SSL training and evaluation."""
 
-    name: str  # for model cards: "digits", "fashion_mnist", "imagefolder", or the Hub id / local folder name
+    name: str  # for model cards: "digits", "fashion_mnist", "imagefolder", "webdataset", or the Hub id / local folder
     splits: dict[str, datasets.Dataset]
     image_column: str
     label_column: str | None  # None when the data has no labels
@@ -95,6 +98,8 @@ def load_image_dataset(
         from .emoji import load_emoji
 
         name, splits = "emoji", load_emoji(data_dir)
+    elif spec.startswith("webdataset:"):
+        name, splits = "webdataset", _load_webdataset(spec.partition(":")[2])
     elif spec == "imagefolder" or spec.startswith("imagefolder:"):
         path = spec.partition(":")[2] or data_dir
         if not path:
@@ -199,12 +204,110 @@ def _load_imagefolder(path: str) -> dict[str, datasets.Dataset]:
     """A folder of images via ``datasets``' imagefolder builder (class subfolders, train/ and test/ splits)."""
     if not os.path.isdir(path):
         raise HfSslError(f"image folder {path} does not exist or is not a directory")
-    try:
-        return dict(datasets.load_dataset("imagefolder", data_dir=path))
+    files = imagefolder_files(path)
+    if not any(files.values()):
+        raise HfSslError(f"image folder {path} holds no image files")
+    if not any(os.path.basename(file) in IMAGEFOLDER_METADATA for split in files.values() for file in split):
+        return _imagefolder_by_directories(files)
+    try:  # captions or other columns in metadata files: the builder joins them with the images
+        return dict(datasets.load_dataset("imagefolder", data_files=files))
     except EmptyDatasetError:
         raise HfSslError(f"image folder {path} holds no image files") from None
     except Exception as e:  # anything the builder trips over is a problem with the user's folder
         raise HfSslError(f"cannot load image folder {path}: {first_line(e)}") from None
+
+
+IMAGEFOLDER_METADATA = ("metadata.csv", "metadata.jsonl", "metadata.parquet")  # the imagefolder builder's names
+
+
+def _imagefolder_by_directories(files: dict[str, list[str]]) -> dict[str, datasets.Dataset]:
+    """The splits of an image folder without metadata files, as the imagefolder builder makes them: an Image column of
+    the files, and a ClassLabel column of their directories' names when there are several and every image is at the
+    same depth. Built from the file lists directly: the builder resolves every file as a pattern (4 s for 20,000
+    images here, minutes for ImageNet's 1.28 million); this takes a tenth of that."""
+    images = [file for split in files.values() for file in split]
+    classes = {os.path.basename(os.path.dirname(file)) for file in images}
+    labelled = len(classes) > 1 and len({len(os.path.normpath(file).split(os.sep)) for file in images}) == 1
+    features = datasets.Features({"image": datasets.Image()})
+    if labelled:
+        features["label"] = datasets.ClassLabel(names=sorted(classes))
+    splits = {}
+    for split, paths in files.items():
+        columns = {"image": [{"path": path, "bytes": None} for path in paths]}
+        if labelled:
+            index = {name: i for i, name in enumerate(features["label"].names)}
+            columns["label"] = [index[os.path.basename(os.path.dirname(path))] for path in paths]
+        splits[split] = datasets.Dataset.from_dict(columns, features=features)
+    return splits
+
+
+def imagefolder_files(path: str) -> dict[str, list[str]]:
+    """The files of an image folder by split, as ``datasets``' imagefolder would find them, in one walk of the folder:
+    the image files and metadata files (captions) under a top-level directory named for a split (``train/``,
+    ``test/``, ``val/``, ...: `datasets.data_files.SPLIT_KEYWORDS`), or all of them as "train" when there is none.
+    Handing the builder these lists skips its own split inference, which walks the whole folder once per pattern it
+    tries (66 times: 20 s for 20,000 images here, where this walk takes 0.04 s). Hidden files and folders are
+    skipped, as the builder skips them."""
+    from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
+
+    wanted_suffixes = {suffix.lower() for suffix in ImageFolder.EXTENSIONS}
+    split_of_directory = {keyword: str(split) for split, keywords in datasets.data_files.SPLIT_KEYWORDS.items()
+                          for keyword in keywords}
+    found: dict[str, list[str]] = {}
+    for directory, subdirectories, names in os.walk(path):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith((".", "__")))
+        top = os.path.relpath(directory, path).split(os.sep)[0]
+        for name in names:
+            if not name.startswith(".") and (os.path.splitext(name)[1].lower() in wanted_suffixes
+                                             or name in IMAGEFOLDER_METADATA):
+                found.setdefault(top, []).append(os.path.join(directory, name))
+    split_tops = [top for top in found if top.lower() in split_of_directory]
+    if not split_tops:
+        return {"train": sorted(file for files in found.values() for file in files)}
+    splits: dict[str, list[str]] = {str(split): [] for split in datasets.data_files.SPLIT_KEYWORDS}  # train first
+    for top in split_tops:
+        splits[split_of_directory[top.lower()]].extend(found[top])
+    return {split: sorted(files) for split, files in splits.items() if files}
+
+
+def _load_webdataset(location: str) -> dict[str, datasets.Dataset]:
+    """WebDataset tar shards via ``datasets``' webdataset builder: a folder (splits named by its files: train-*.tar,
+    test-*.tar, ...) or a pattern of the train split's shards, with globs or WebDataset's braces
+    (``shards/train-{000000..001281}.tar``). Each sample's ``.jpg``/``.png``... member is an image column, its
+    ``.cls`` member the label; the images stay encoded in the Arrow cache, decoded when fetched."""
+    if not location:
+        raise HfSslError("webdataset needs its shards: use webdataset:FOLDER or webdataset:PATTERN (a glob, or "
+                         "braces such as shards-{0000..0099}.tar)")
+    if os.path.isdir(location):
+        kwargs = {"data_dir": location}
+    else:
+        files = sorted({path for pattern in expand_braces(location) for path in glob.glob(pattern)})
+        if not files:
+            raise HfSslError(f"no WebDataset shard matches {location}")
+        kwargs = {"data_files": {"train": files}}
+    try:
+        return dict(datasets.load_dataset("webdataset", **kwargs))
+    except EmptyDatasetError:
+        raise HfSslError(f"{location} holds no WebDataset shards (.tar)") from None
+    except Exception as e:  # a broken tar, samples without images: the user's data
+        raise HfSslError(f"cannot load WebDataset shards {location}: {first_line(e)}") from None
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """WebDataset's shard notation: ``{000..012}`` (a zero-padded numeric range) and ``{a,b}`` (alternatives), as
+    many as the pattern holds; ``"s-{0..2}.tar"`` -> ``["s-0.tar", "s-1.tar", "s-2.tar"]``."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if match is None:
+        return [pattern]
+    body = match.group(1)
+    numeric = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+    if numeric:
+        first, last = numeric.groups()
+        choices = [str(n).zfill(len(first)) for n in range(int(first), int(last) + 1)]
+    else:
+        choices = body.split(",")
+    head, tail = pattern[: match.start()], pattern[match.end() :]
+    return [expanded for choice in choices for expanded in expand_braces(head + choice + tail)]
 
 
 def _load_generic(spec: str, data_dir: str | None) -> tuple[str, dict[str, datasets.Dataset]]:

@@ -6,7 +6,8 @@ is resized to SxS (bilinear, aspect ratio not kept) and converted to RGB, transp
 white as transformers' ``convert_to_rgb`` does (for 1-channel models: the same, then PIL's "L").
 
 Two paths: uint8 array columns (the built-ins) are converted in vectorised chunks with torch; image
-file columns are decoded one by one with PIL, so that a bad file can be named in the error.
+file columns are decoded one by one with PIL, so that a bad file can be named in the error. Training on image
+files decodes each image when it is fetched instead (`ImageFileDataset`), with the same code (`decode_image`).
 """
 
 from __future__ import annotations
@@ -132,27 +133,66 @@ def _files_into(
     chunk_size: int,
 ) -> None:
     """Fill ``out`` from an Image column, decoding each file ourselves so errors can name it."""
-    raw = dataset.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+    raw = undecoded(dataset, column)
     size = out.shape[-1]
     mode = "RGB" if out.shape[1] == 3 else "L"
     for start in range(0, len(raw), chunk_size):
         for offset, value in enumerate(raw[start : start + chunk_size][column]):
-            index = start + offset
-            name = (value or {}).get("path") or f"#{index}"
-            try:
-                image = _decode(value, feature.mode)
-            except Exception as e:  # whatever PIL trips over, the file is what the user must fix
-                raise HfSslError(f"cannot read image {name}: {e}") from None
-            if min(image.size) < min_size:
-                raise HfSslError(
-                    f"image {name} is {image.width}x{image.height} pixels, "
-                    f"smaller than one {min_size}x{min_size} patch"
-                )
-            image = _convert(image, mode)
-            if image.size != (size, size):
-                image = image.resize((size, size), PIL.Image.BILINEAR)
-            pixels = torch.from_numpy(np.array(image))  # a writable copy
-            out[index] = pixels.permute(2, 0, 1) if mode == "RGB" else pixels
+            out[start + offset] = decode_image(value, feature.mode, size, mode, min_size, start + offset)
+
+
+def undecoded(dataset: datasets.Dataset, column: str) -> datasets.Dataset:
+    """``dataset``'s image column alone, as ``{"path", "bytes"}`` values that `decode_image` reads."""
+    return dataset.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+
+
+def decode_image(value: dict | None, feature_mode: str | None, size: int, mode: str, min_size: int,
+                 index: int) -> torch.Tensor:
+    """One undecoded image value as a uint8 (C, size, size) tensor, C = 3 for ``mode`` "RGB", 1 for "L": decoded,
+    oriented and converted as a viewer shows it, then resized (bilinear) as the exported processor does. An
+    unreadable file, or one smaller than ``min_size`` (a patch), raises :class:`HfSslError` naming it (or its row
+    ``index`` when it is no file)."""
+    name = (value or {}).get("path") or f"#{index}"
+    try:
+        image = _decode(value, feature_mode)
+    except Exception as e:  # whatever PIL trips over, the file is what the user must fix
+        raise HfSslError(f"cannot read image {name}: {e}") from None
+    if min(image.size) < min_size:
+        raise HfSslError(
+            f"image {name} is {image.width}x{image.height} pixels, smaller than one {min_size}x{min_size} patch"
+        )
+    image = _convert(image, mode)
+    if image.size != (size, size):
+        image = image.resize((size, size), PIL.Image.BILINEAR)
+    pixels = torch.from_numpy(np.array(image))  # a writable copy
+    return pixels.permute(2, 0, 1) if mode == "RGB" else pixels.unsqueeze(0)
+
+
+class ImageFileDataset(torch.utils.data.Dataset):
+    """The images of an Image column (files, or encoded bytes in Arrow/Parquet) as a map-style dataset of
+    ``{"pixel_values": uint8 (C, S, S)}`` examples, each decoded when it is fetched: what the training of a dataset
+    of image files reads, so that neither memory nor start-up time grows with the dataset (a DataLoader worker
+    decodes while the step runs). The Arrow table behind it is memory-mapped, and pickles as its file names: a
+    worker re-opens it instead of copying it."""
+
+    def __init__(self, dataset: datasets.Dataset, column: str, image_size: int, num_channels: int,
+                 min_size: int = 1):
+        if num_channels not in (1, 3):
+            raise HfSslError(f"num_channels must be 1 or 3, got {num_channels}")
+        if not isinstance(dataset.features.get(column), datasets.Image):
+            raise HfSslError(f"column '{column}' holds {dataset.features.get(column)}, not image files")
+        self.feature_mode = dataset.features[column].mode
+        self.rows = undecoded(dataset, column)
+        self.column, self.image_size, self.min_size = column, image_size, min_size
+        self.mode = "RGB" if num_channels == 3 else "L"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        value = self.rows[int(index)][self.column]
+        return {"pixel_values": decode_image(value, self.feature_mode, self.image_size, self.mode, self.min_size,
+                                             int(index))}
 
 
 def _decode(value: dict | None, feature_mode: str | None) -> PIL.Image.Image:

@@ -8,7 +8,7 @@ both are computed once and shared by every frozen-feature protocol asked for.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from transformers import PreTrainedModel
@@ -68,14 +68,15 @@ def evaluate_image_encoder(
     baseline_sets: dict[str, dict[str, torch.Tensor]] = {}  # baseline -> split -> features
     twin = random_init_twin(encoder) if baselines and frozen else None  # one twin for both splits
     for split in (train, test) if frozen else ():
-        pixels = (images or {}).get(split)
-        if pixels is None:
-            pixels = images_to_tensor(dataset.splits[split], dataset.image_column, image_size, num_channels)
-        features[split] = extract_features(encoder, pixels, image_mean, image_std, pooling, batch_size)
-        if baselines:
-            for name, values in baseline_features(encoder, pixels, image_mean, image_std, pooling, batch_size,
-                                                  twin).items():
-                baseline_sets.setdefault(name, {})[split] = values
+        feature_chunks, baseline_chunks = [], []
+        for pixels in pixel_chunks(dataset, split, image_size, num_channels, (images or {}).get(split)):
+            feature_chunks.append(extract_features(encoder, pixels, image_mean, image_std, pooling, batch_size))
+            if baselines:
+                baseline_chunks.append(baseline_features(encoder, pixels, image_mean, image_std, pooling, batch_size,
+                                                         twin))
+        features[split] = torch.cat(feature_chunks)
+        for name in baseline_chunks[0] if baseline_chunks else ():
+            baseline_sets.setdefault(name, {})[split] = torch.cat([chunk[name] for chunk in baseline_chunks])
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
         if protocol == "finetune":
@@ -93,6 +94,22 @@ def evaluate_image_encoder(
                                               episodes=episodes)[0]
                 for name, sets in baseline_sets.items()}
     return results
+
+
+DECODE_CHUNK = 4096  # images of a split decoded at a time when they are not in memory: their features are kept
+
+
+def pixel_chunks(dataset: ImageDataset, split: str, image_size: int, num_channels: int,
+                 decoded: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """A split's images as uint8 tensors at the model's size, in order: `decoded` (already in memory) whole, else
+    `DECODE_CHUNK` images at a time, so that evaluating a dataset of image files holds only its features."""
+    if decoded is not None:
+        yield decoded
+        return
+    rows = dataset.splits[split]
+    for start in range(0, len(rows), DECODE_CHUNK):
+        chunk = rows.select(range(start, min(start + DECODE_CHUNK, len(rows))))
+        yield images_to_tensor(chunk, dataset.image_column, image_size, num_channels)
 
 
 BASELINE_SEED = 0

@@ -36,7 +36,7 @@ from ..registry import Method
 from .callbacks import (CollapseMonitorCallback, DivergenceError, LossTermsCallback, NonFiniteGuardCallback,
                         OptimizerStepCallback, unwrap_model)
 from .checkpoints import CHECKPOINTS_SUBDIR, OutputLock, last_complete_checkpoint
-from .seeded_collation import BatchIndices, SeededCollationCallback, SeededCollator
+from .seeded_collation import DEFERRED_EXAMPLES, BatchIndices, SeededCollationCallback, SeededCollator
 
 
 BASELINES_AUTO_MAX_IMAGES = 20_000  # `--eval_baselines auto`: digits and small image folders, not Fashion-MNIST
@@ -72,6 +72,10 @@ class PretrainArguments:
                 "the encoder too, printed and shown in the card beside its results; 'auto': when the training split "
                 f"has at most {BASELINES_AUTO_MAX_IMAGES:,} images (a linear probe on the raw pixels of Fashion-MNIST "
                 "takes over 8 minutes on 2 cores)", "choices": ["auto", "true", "false"]})
+    augment_on_device: str = field(default="auto", metadata={
+        "help": "image methods: run the batched augmentation and masking on the training device, on the batch the step "
+                "receives, the DataLoader only decoding; 'auto': on a GPU (on a CPU the DataLoader augments, in its "
+                "workers when it has some)", "choices": ["auto", "true", "false"]})
     on_nonfinite: str = field(default="stop", metadata={
         "help": "a step with non-finite gradients: 'stop' the run (non-zero exit, nothing exported, checkpoints kept) "
                 "or 'skip' the step (counted in the log as nonfinite_steps_skipped)",
@@ -204,9 +208,14 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
     # restore_callback_states_from_checkpoint: a resumed run gets back the callbacks' state too (the count of
     # skipped non-finite steps), not only the model's, the optimizer's and the schedule's.
+    # dataloader_num_workers AUTO_LOADER_WORKERS (the CLI's default): `loader_workers`.
+    workers = training_args.dataloader_num_workers
+    if workers == AUTO_LOADER_WORKERS:
+        # torchrun and accelerate launch say how many processes share this machine's cores
+        workers = loader_workers(prepared, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
                                         remove_unused_columns=False, push_to_hub=False,
-                                        restore_callback_states_from_checkpoint=True)
+                                        restore_callback_states_from_checkpoint=True, dataloader_num_workers=workers)
     # One batch through the method's data pipeline before Trainer starts: a mistake the collator detects
     # (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step, and
     # OutputLock removes the OUT that only its lock file is in. Trainer seeds every generator when it is built,
@@ -217,7 +226,15 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     # Each batch's random draws (augmentation, masking, sampling in the dataset) from its own seed, whenever it
     # is fetched: a resumed run fetches the batches it resumes with again, and must draw what the uninterrupted
     # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples.
-    collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index)
+    on_device = args.augment_on_device == "true" or (args.augment_on_device == "auto"
+                                                     and training_args.device.type == "cuda")
+    if on_device and not prepared.examples_stack:
+        if args.augment_on_device == "true":
+            raise HfSslError(f"--augment_on_device true: {method.name}'s examples are not images of one size, "
+                             "they are collated where they are fetched")
+        on_device = False
+    collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index,
+                              on_device=on_device)
     # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
     # this callback calls once per optimizer step (a no-op for most methods).
     online = None if online_spec is None else modality.online_evaluation(config, dataset, prepared, online_spec)
@@ -231,6 +248,21 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     # what the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
     trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
     return trainer, prepared
+
+
+AUTO_LOADER_WORKERS = -1  # `--dataloader_num_workers -1`, the CLI's default: chosen by `loader_workers`
+MAX_LOADER_WORKERS = 8
+
+
+def loader_workers(prepared: PreparedData, processes_on_machine: int) -> int:
+    """DataLoader workers for data that decodes each example when it is fetched (image files): the cores this
+    process has, less one for the step, up to `MAX_LOADER_WORKERS`, so decoding and augmentation overlap the step.
+    None for data already in memory: its batches are slices of a tensor, and a worker's copy of the collator would
+    only compete with the step for the cores."""
+    if not prepared.decodes_on_access:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_LOADER_WORKERS, cores // max(1, processes_on_machine) - 1))
 
 
 def _train(trainer: SSLTrainer) -> float:
@@ -321,6 +353,15 @@ class SSLTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
+    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Trainer moves a batch to the training device here; a batch whose collation was deferred to that device
+        (`--augment_on_device`) is collated now, and what the collation made on the CPU (a mask drawn there) moved
+        too."""
+        inputs = super()._prepare_inputs(inputs)
+        if DEFERRED_EXAMPLES in inputs:
+            inputs = super()._prepare_inputs(self.data_collator.collate_on_device(inputs))
+        return inputs
+
     # --- the share of time spent waiting for data, logged as `data_wait_share` --------------------------------------
 
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
@@ -396,11 +437,19 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
         lr_scheduler_type=str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
         warmup=targs.warmup_steps, weight_decay=targs.weight_decay,
         hyperparameters=", ".join(f"{name}={portable_value(getattr(config, name))}" for name in own_fields),
-        hardware=f"{world} x {device}" + (", bf16" if targs.bf16 else ""), train_minutes=train_minutes,
+        hardware=f"{world} x {device}" + (", bf16" if targs.bf16 else "") + data_loading(trainer),
+        train_minutes=train_minutes,
         final_loss=losses[-1] if losses else None, command=command,
         base_model=start.checkpoint if start.checkpoint and not os.path.exists(start.checkpoint) else None,
         **modality.card_fields(model, config, dataset, start),
     )
+
+
+def data_loading(trainer: Trainer) -> str:
+    """How the batches were made, for the card's hardware line: DataLoader workers, and where the augmentation ran."""
+    workers = trainer.args.dataloader_num_workers
+    text = f", {workers} DataLoader worker{'s' if workers != 1 else ''} per process" if workers else ""
+    return text + (", augmentation on the training device" if trainer.data_collator.on_device else "")
 
 
 def _innermost_message(error: BaseException) -> str:

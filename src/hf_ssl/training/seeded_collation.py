@@ -15,13 +15,14 @@ the checkpoint restores exactly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset, default_collate, get_worker_info
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import has_length
 
@@ -45,17 +46,30 @@ class BatchIndices(Dataset):
         return index
 
 
+# The keys of a batch whose collation is deferred to the training device (`SeededCollator(on_device=True)`)
+DEFERRED_EXAMPLES = "examples_to_collate"
+DEFERRED_SEED = "collation_seed"
+
+
 class SeededCollator:
     """Fetches a batch of indices from `dataset` and collates it: batch `b` of epoch `e` on process `p` under torch,
-    Python and NumPy generators seeded with `batch_seed(seed, p, e, b)`; the global generator states are restored
-    afterwards, so the data pipeline draws nothing from them. `start_epoch` (`SeededCollationCallback`) sets where
-    the next batch is, before the epoch's data loader starts (and hands copies of this object to its workers)."""
+    Python and NumPy generators seeded with `batch_seed(seed, p, e, b)` (the fetch) and a seed derived from it (the
+    collation); the global generator states are restored afterwards, so the data pipeline draws nothing from them.
+    `start_epoch` (`SeededCollationCallback`) sets where the next batch is, before the epoch's data loader starts
+    (and hands copies of this object to its workers).
 
-    def __init__(self, collate: Callable[[list[Any]], Any], dataset: Dataset, seed: int, process_index: int = 0):
+    With `on_device`, the data loader only fetches (decodes) the examples and stacks them, with the collation's seed;
+    the collation itself (the method's batched augmentation and masking) runs where the step runs, on the batch the
+    step receives (`collate_on_device`, called by the trainer once the batch is on its device): on a GPU, the CPU only
+    decodes. The draws are the same seeded ones, so on one device both ways give the same batches bit for bit."""
+
+    def __init__(self, collate: Callable[[list[Any]], Any], dataset: Dataset, seed: int, process_index: int = 0,
+                 on_device: bool = False):
         self.collate = collate
         self.dataset = dataset
         self.seed = seed
         self.process_index = process_index
+        self.on_device = on_device
         self.epoch = 0
         self.first_batch = 0
         self._collated = 0
@@ -70,16 +84,41 @@ class SeededCollator:
         batch = self.first_batch + self._collated * workers + worker_id
         self._collated += 1
         seed = batch_seed(self.seed, self.process_index, self.epoch, batch)
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                random.seed(seed)
-                np.random.seed(seed % 2**32)
-                return self.collate([self.dataset[i] for i in indices])
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
+        with seeded_generators(seed):
+            examples = [self.dataset[i] for i in indices]
+        if self.on_device:
+            return {DEFERRED_EXAMPLES: default_collate(examples), DEFERRED_SEED: collation_seed(seed)}
+        with seeded_generators(collation_seed(seed)):
+            return self.collate(examples)
+
+    def collate_on_device(self, batch: dict[str, Any]) -> Any:
+        """Collate a deferred batch (`on_device`) where its stacked examples now are, under its collation seed."""
+        stacked, seed = batch[DEFERRED_EXAMPLES], int(batch[DEFERRED_SEED])
+        size = len(next(iter(stacked.values())))
+        devices = sorted({t.device for t in stacked.values() if isinstance(t, torch.Tensor) and t.is_cuda}, key=str)
+        with seeded_generators(seed, devices):
+            return self.collate([{key: values[i] for key, values in stacked.items()} for i in range(size)])
+
+
+def collation_seed(fetch_seed: int) -> int:
+    """The seed of a batch's collation, derived from its fetch's (the two must not draw the same stream)."""
+    return (fetch_seed + 0x9E3779B97F4A7C15) % 2**63
+
+
+@contextlib.contextmanager
+def seeded_generators(seed: int, devices: list[torch.device] = ()) -> Iterator[None]:
+    """torch's (CPU, and `devices`' CUDA generators), Python's and NumPy's global generators seeded from `seed`
+    inside the block, and restored to their previous states after it."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=list(devices)):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 class SeededCollationCallback(TrainerCallback):
