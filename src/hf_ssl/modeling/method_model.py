@@ -12,7 +12,9 @@ callbacks, the export, the plots and the evaluation know nothing else about a me
   once, in buffers: checkpoints carry it, so a resumed run continues every schedule where it stopped.
 - **what is logged**: `last_loss_terms` (the parts of a composite loss) and `last_embeddings` (the collapse monitor's
   input), set by `forward`.
-- **the optimiser**: `no_weight_decay()` names parameters kept out of weight decay (a learned temperature).
+- **the optimiser**: `no_weight_decay()` names parameters kept out of weight decay (a learned temperature);
+  `optimizer_override(args)` names the optimizer a method must train with instead of `--optim` (word2vec's sparse
+  embedding gradients need `torch.optim.SparseAdam`), None for all others.
 - **the card's plot**: `preview(pixel_values, generator)` shows what the model makes of a few images (MAE's and
   SimMIM's reconstructions); None for methods without one.
 - **features**: `feature_pooling` says how one vector is read from a token backbone's output (ViT): the mean of the
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, TrainingArguments
 
 SSL_SUBDIR = "ssl"  # OUT's folder of the full pretraining model (this class), next to the exported model at its root
 TRAINING_POSITION = ("num_optimizer_steps", "progress")  # the buffers of the position in training, every method's
@@ -115,6 +117,13 @@ class MethodModel(PreTrainedModel):
     def no_weight_decay(self) -> set[str]:
         """Names of parameters kept out of weight decay, on top of Trainer's own exclusions (biases, norms)."""
         return set()
+
+    def optimizer_override(self, args: TrainingArguments) -> tuple[type[torch.optim.Optimizer], dict[str, Any]] | None:
+        """The optimizer class and its keyword arguments (learning rate included; not the parameters) that this
+        model must be trained with in place of Trainer's `--optim`, when its gradients are of a kind the usual
+        optimizers do not take (sparse ones). Trainer still builds the parameter groups (weight decay) and the
+        learning-rate schedule. Default None: `--optim`."""
+        return None
 
     def preview(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> ImagePreview | None:
         """What the model makes of `pixel_values` (B, C, H, W, normalised), for the card's plot; random choices (masks)

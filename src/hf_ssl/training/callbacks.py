@@ -129,9 +129,11 @@ class DivergenceError(RuntimeError):
 
 def all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
     """A 0-dim bool tensor on the tensors' device, without a host synchronisation: whether no element is NaN or
-    infinite. The max-norm, unlike the 2-norm, does not overflow on large finite values (1e34 squared is inf)."""
+    infinite. The max-norm, unlike the 2-norm, does not overflow on large finite values (1e34 squared is inf). A sparse
+    tensor (word2vec's embedding gradients) is checked on its stored values."""
     if not tensors:
         return torch.tensor(True)
+    tensors = [t._values() if t.is_sparse else t for t in tensors]
     return torch.isfinite(torch.stack(torch._foreach_norm(tensors, float("inf")))).all()
 
 

@@ -306,8 +306,9 @@ def _export_and_evaluate(trainer: SSLTrainer, method: Method, modality: Modality
 class SSLTrainer(Trainer):
     """Trainer, with what pretraining adds to it: weights resumed through `from_pretrained` (legacy names), checkpoints
     that respect the umask, the modality's online protocol as the evaluation (`--eval_steps`), `data_wait_share` in
-    every training log, and out of weight decay what a model lists in `no_weight_decay()` (timm's convention, part of
-    the method contract) on top of Trainer's own exclusions (biases, norms): a learned temperature, for example."""
+    every training log, out of weight decay what a model lists in `no_weight_decay()` (timm's convention, part of
+    the method contract) on top of Trainer's own exclusions (biases, norms): a learned temperature, for example, and
+    the optimizer a model names in `optimizer_override(args)` in place of `--optim` (word2vec's SparseAdam)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -383,6 +384,29 @@ class SSLTrainer(Trainer):
             logs["data_wait_share"] = round(self._data_wait_seconds / max(now - self._log_interval_start, 1e-9), 4)
             self._data_wait_seconds, self._log_interval_start = 0.0, now
         super().log(logs, start_time)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None and self.optimizer_cls_and_kwargs is None:
+            override = unwrap_model(model if model is not None else self.model).optimizer_override(self.args)
+            if override is not None:  # Trainer builds it with its parameter groups, as it would `--optim`'s
+                self.optimizer_cls_and_kwargs = override
+        return super().create_optimizer(model)
+
+    # --- sparse gradients (a model whose `optimizer_override` takes them: word2vec's embeddings) ------------------
+
+    def _clip_grad_norm(self, model):
+        if any(p.grad is not None and p.grad.is_sparse for p in model.parameters()):
+            raise HfSslError("--max_grad_norm: sparse gradients are not clipped; pass --max_grad_norm 0")
+        return super()._clip_grad_norm(model)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """Trainer logs the gradients' 2-norm, computed by a clipping call that sparse gradients fail in: theirs is
+        the norm of their coalesced values (duplicate rows summed first)."""
+        gradients = [p.grad for p in model.parameters() if p.grad is not None]
+        if grad_norm is not None or not any(g.is_sparse for g in gradients):
+            return super()._get_grad_norm(model, grad_norm)
+        norms = [torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g) for g in gradients]
+        return torch.linalg.vector_norm(torch.stack(norms))
 
     def get_decay_parameter_names(self, model) -> list[str]:
         names = super().get_decay_parameter_names(model)
