@@ -14,12 +14,13 @@ import torch
 from conftest import run_cli, run_python
 
 from hf_ssl.data.word_vocabulary import (UNK_TOKEN, WORD_PATTERN, Word2VecTrainingData, WordVocabulary,
-                                         cached_vocabulary, concatenate_examples, context_bags, draw_negatives,
+                                         cached_vocabulary, concatenate_examples, context_mask, draw_negatives,
                                          encode_corpus, reduced_windows, subsample)
 from hf_ssl.errors import HfSslError
 from hf_ssl.evaluation.word_vectors import (analogy_accuracy, evaluate_word_vectors, read_analogies, read_word_pairs,
                                             word_similarity)
-from hf_ssl.losses.negative_sampling import negative_sampling_loss
+from hf_ssl.losses.negative_sampling import (banded_scores, context_counts, context_offsets, negative_sampling_loss,
+                                            window_sum)
 from hf_ssl.modeling.word2vec import Word2VecConfig, Word2VecModel
 
 SENTENCES = [
@@ -124,116 +125,163 @@ def test_reduced_windows_are_uniform_on_one_to_window():
     np.testing.assert_allclose(frequencies, 0.2, atol=0.01)
 
 
-def test_context_bags_and_skipgram_pairs_on_a_known_sentence():
+def test_context_mask_and_skipgram_pairs_on_a_known_sentence():
     ids = torch.tensor([10, 11, 12, 13, 14, 20, 21])
     docs = torch.tensor([0, 0, 0, 0, 0, 1, 1])
     windows = torch.tensor([1, 2, 1, 2, 2, 1, 2])
-    bags, mask, centres = context_bags(ids, docs, windows, max_window=2)
+    mask = context_mask(docs, windows, max_window=2)
     # a plain loop over centres: contexts within the centre's own window and document, offsets -2, -1, 1, 2
-    expected_bags, expected_centres = [], []
-    for i in range(len(ids)):
-        bag = []
-        for offset in (-2, -1, 1, 2):
-            j = i + offset
-            ok = 0 <= j < len(ids) and docs[j] == docs[i] and abs(offset) <= windows[i]
-            bag.append(int(ids[j]) if ok else None)
-        if any(w is not None for w in bag):
-            expected_bags.append(bag)
-            expected_centres.append(int(ids[i]))
-    assert centres.tolist() == expected_centres
-    got = [[int(w) if m else None for w, m in zip(row, row_mask)] for row, row_mask in zip(bags, mask)]
-    assert got == expected_bags
-    assert got[0] == [None, None, 11, None]  # centre 10, window 1
-    assert got[4] == [12, 13, None, None]  # centre 14: its window of 2 stops at the document's end
-    # the skip-gram pairs of the bags: (context, centre) for every real context word
-    pairs = {(int(w), int(c)) for row, row_mask, c in zip(bags, mask, centres) for w, m in zip(row, row_mask) if m}
-    assert pairs == {(w, c) for c, bag in zip(expected_centres, expected_bags) for w in bag if w is not None}
+    expected = [[0 <= i + o < len(ids) and docs[i + o] == docs[i] and abs(o) <= windows[i] for o in (-2, -1, 1, 2)]
+                for i in range(len(ids))]
+    assert mask.tolist() == expected
+    assert mask[0].tolist() == [False, False, True, False]  # centre 10, window 1
+    assert mask[4].tolist() == [True, True, False, False]  # centre 14: its window of 2 stops at the document's end
+    # the skip-gram pairs: (context, centre) for every True
+    pairs = {(int(ids[i + o]), int(ids[i])) for i in range(len(ids)) for j, o in enumerate((-2, -1, 1, 2)) if mask[i, j]}
     assert (20, 14) not in pairs and (14, 20) not in pairs  # never across documents
+    assert (11, 10) in pairs and (12, 10) not in pairs
 
 
 def test_training_examples_resample_each_epoch_and_concatenate():
     vocabulary = WordVocabulary.from_texts(SENTENCES * 20, min_count=1)
     ids, docs = encode_corpus(vocabulary, SENTENCES * 20)
-    data = Word2VecTrainingData(ids, docs, vocabulary, window=3, negative=4, sample=1e-2, ns_exponent=0.75,
-                                chunk_words=100)
+    data = Word2VecTrainingData(ids, docs, vocabulary, window=3, sample=1e-2, ns_exponent=0.75, noise_group=16,
+                                noise_words=4, chunk_words=100)
     assert len(data) == math.ceil(len(ids) / 100)
     torch.manual_seed(0)
     first, second = data[0], data[0]
-    assert first["input_ids"].shape[1] == 6 and first["negative_ids"].shape[1] == 4
-    assert first["target_ids"].shape != second["target_ids"].shape or not torch.equal(first["target_ids"], second["target_ids"])
+    tokens = first["input_ids"].numel()
+    assert first["context_mask"].shape == (tokens, 6) and first["negative_ids"].shape == (tokens // 16, 4)
+    assert tokens % 16 == 0 and tokens <= 100 + 15
+    padding = first["input_ids"] == len(vocabulary)  # the unknown word pads to whole noise groups, in no example
+    assert not first["context_mask"][padding].any() and padding[-1] | (tokens == 100)
+    assert first["input_ids"].shape != second["input_ids"].shape or not torch.equal(first["input_ids"], second["input_ids"])
     batch = concatenate_examples([first, second])
-    assert batch["target_ids"].numel() == first["target_ids"].numel() + second["target_ids"].numel()
-    assert set(batch) == {"input_ids", "context_mask", "target_ids", "negative_ids"}
+    assert batch["input_ids"].numel() == tokens + second["input_ids"].numel()
+    assert set(batch) == {"input_ids", "context_mask", "negative_ids"}
 
 
 # ------------------------------------------------------------------------------------------------------- loss
 
 
-def loop_loss(inputs, input_mask, target, negatives, negative_mask):
-    """-log sigma(u_o . v) - sum_k log sigma(-u_k . v) per real example, summed, in float64 Python loops."""
-    def log_sigmoid(x):
-        return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
-
-    total, count = 0.0, 0
-    for n in range(inputs.shape[0]):
-        for m in range(inputs.shape[1]):
-            if not input_mask[n, m]:
-                continue
-            v = inputs[n, m].tolist()
-            dot = lambda u: sum(a * b for a, b in zip(v, u.tolist()))  # noqa: E731
-            loss = -log_sigmoid(dot(target[n]))
-            for k in range(negatives.shape[1]):
-                if negative_mask[n, k]:
-                    loss -= log_sigmoid(-dot(negatives[n, k]))
-            total += loss
-            count += 1
-    return total, count
+def log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
 
 
-def test_negative_sampling_loss_against_a_float64_loop_and_gradcheck():
+def loop_loss(inputs, outputs, mask, noise, negative, cbow=False, cbow_mean=True):
+    """The paper's loss in float64 Python loops over the pairs of a token stream: skip-gram, every (context c + o,
+    centre c) with mask[c, o]; CBOW, each centre with a context against the (mean) context vector. A pair's noise
+    words are the S of its input token's group (CBOW: the centre's), each weighing negative / S. Returns the sum and
+    the number of pairs."""
+    tokens, columns = mask.shape
+    offsets = context_offsets(columns // 2)
+    groups, size = noise.shape[:2]
+    per_group = tokens // groups
+    dot = lambda a, b: sum(x * y for x, y in zip(a.tolist(), b.tolist()))  # noqa: E731
+    examples = []  # (input vector, output vector, input token's index)
+    for c in range(tokens):
+        contexts = [c + o for j, o in enumerate(offsets) if mask[c, j]]
+        if cbow and contexts:
+            bag = sum(inputs[t] for t in contexts)
+            examples.append((bag / len(contexts) if cbow_mean else bag, outputs[c], c))
+        elif not cbow:
+            examples.extend((inputs[t], outputs[c], t) for t in contexts)
+    total = 0.0
+    for v, u, t in examples:
+        total -= log_sigmoid(dot(v, u))
+        for s in range(size):
+            total -= negative / size * log_sigmoid(-dot(v, noise[t // per_group, s]))
+    return total, len(examples)
+
+
+def test_negative_sampling_pieces_against_float64_loops_and_gradcheck():
     g = torch.Generator().manual_seed(0)
-    inputs = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
-    target = torch.randn(4, 5, generator=g, dtype=torch.float64)
-    negatives = torch.randn(4, 2, 5, generator=g, dtype=torch.float64)
-    input_mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 1, 0]], dtype=torch.bool)
-    negative_mask = torch.tensor([[1, 1], [1, 0], [1, 1], [0, 1]], dtype=torch.bool)
-    expected, count = loop_loss(inputs, input_mask, target, negatives, negative_mask)
-    got = negative_sampling_loss(inputs, target, negatives, input_mask, negative_mask, reduction="sum")
-    assert got.item() == pytest.approx(expected, rel=1e-12)
-    assert negative_sampling_loss(inputs, target, negatives, input_mask, negative_mask, reduction="mean").item() == \
-        pytest.approx(expected / count, rel=1e-12)
-    # one example per group, (N, D) inputs
-    single, _ = loop_loss(inputs[:, :1], torch.ones(4, 1, dtype=torch.bool), target, negatives, torch.ones(4, 2, dtype=torch.bool))
-    assert negative_sampling_loss(inputs[:, 0], target, negatives).item() == pytest.approx(single, rel=1e-12)
+    tokens, window, dim = 40, 3, 5
+    inputs = torch.randn(tokens, dim, generator=g, dtype=torch.float64)
+    outputs = torch.randn(tokens, dim, generator=g, dtype=torch.float64)
+    noise = torch.randn(4, 3, dim, generator=g, dtype=torch.float64)
+    mask = context_mask(torch.tensor([0] * 25 + [1] * 15), torch.randint(1, window + 1, (tokens,), generator=g), window)
+    offsets = context_offsets(window)
+    # banded scores over blocks smaller and larger than the stream, and window sums, against plain loops
+    for block in (4, 7, 64):
+        scores = banded_scores(outputs, inputs, window, block=block)
+        expected = [[float(outputs[c] @ inputs[c + o]) if 0 <= c + o < tokens else 0.0 for o in offsets]
+                    for c in range(tokens)]
+        np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-12, atol=1e-12)
+        sums = window_sum(inputs, mask, block=block)
+        expected = [sum((inputs[c + o] for j, o in enumerate(offsets) if mask[c, j]), torch.zeros(dim, dtype=torch.float64))
+                    for c in range(tokens)]
+        np.testing.assert_allclose(sums.numpy(), torch.stack(expected).numpy(), rtol=1e-12, atol=1e-12)
+    counts = [sum(1 for c in range(tokens) for j, o in enumerate(offsets) if mask[c, j] and c + o == t) for t in range(tokens)]
+    assert context_counts(mask).tolist() == counts
 
-    def loss(i, t, n):
-        return negative_sampling_loss(i, t, n, input_mask[:2, :2], negative_mask[:2], reduction="mean")
+    expected, pairs = loop_loss(inputs, outputs, mask, noise, negative=5)
+    args = (banded_scores(outputs, inputs, window), mask, inputs, context_counts(mask).double(), noise, 5)
+    assert negative_sampling_loss(*args, reduction="sum").item() == pytest.approx(expected, rel=1e-12)
+    assert negative_sampling_loss(*args).item() == pytest.approx(expected / pairs, rel=1e-12)
 
-    small = (inputs[:2, :2, :3].clone(), target[:2, :3].clone(), negatives[:2, :, :3].clone())
-    assert torch.autograd.gradcheck(loss, tuple(t.requires_grad_() for t in small))
+    def loss(i, o, n):
+        return negative_sampling_loss(banded_scores(o, i, window), mask, i, context_counts(mask).double(), n, 5)
+
+    small = (inputs.clone().requires_grad_(), outputs.clone().requires_grad_(), noise.clone().requires_grad_())
+    assert torch.autograd.gradcheck(loss, small)
 
 
 @pytest.mark.parametrize("architecture", ["skip-gram", "cbow"])
 def test_model_loss_is_the_formula_over_its_examples(architecture):
     torch.manual_seed(0)
-    model = Word2VecModel(Word2VecConfig(vocab_size=12, vector_size=6, architecture=architecture)).double()
+    config = Word2VecConfig(vocab_size=12, vector_size=6, window=2, architecture=architecture)
+    model = Word2VecModel(config).double()
     with torch.no_grad():
         model.output_embeddings.weight.normal_()  # word2vec starts W' at zero; make the scores non-trivial
-    bags = torch.tensor([[1, 2, 0, 0], [3, 4, 5, 6], [7, 0, 0, 8]])
-    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 1]], dtype=torch.bool)
-    targets = torch.tensor([9, 10, 11])
-    negatives = torch.tensor([[2, 3], [10, 1], [4, 11]])  # 10 and 11 are the observed words: skipped
+    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 11])  # the last: padding (the unknown word), in no example
+    mask = context_mask(torch.tensor([0, 0, 0, 0, 0, 1, 1, 1]), torch.tensor([1, 2, 2, 1, 2, 2, 1, 2]), 2)
+    mask[-1] = False
+    mask[-2, 2:] = False
+    negatives = torch.tensor([[2, 3, 8], [10, 1, 4]])  # two groups of 4 tokens, 3 noise words each
     W = model.input_embeddings.weight.detach()
     Wo = model.output_embeddings.weight.detach()
-    if architecture == "skip-gram":  # each context word's vector predicts the centre
-        inputs, input_mask = W[bags], mask
-    else:  # the mean of the real context vectors predicts the centre
-        inputs = torch.stack([W[b[m]].mean(0) for b, m in zip(bags, mask)]).unsqueeze(1)
-        input_mask = torch.ones(3, 1, dtype=torch.bool)
-    expected, count = loop_loss(inputs, input_mask, Wo[targets], Wo[negatives], negatives != targets[:, None])
-    output = model(input_ids=bags, context_mask=mask, target_ids=targets, negative_ids=negatives)
+    expected, count = loop_loss(W[ids], Wo[ids], mask, Wo[negatives], config.negative, cbow=architecture == "cbow")
+    output = model(input_ids=ids, context_mask=mask, negative_ids=negatives)
     assert output.loss.item() == pytest.approx(expected / count, rel=1e-10)
-    assert count == (8 if architecture == "skip-gram" else 3)
+    output.loss.backward()
+    assert model.input_embeddings.weight.grad.is_sparse  # optimizer "sparse_adam": only the batch's rows
+    assert set(model.output_embeddings.weight.grad.coalesce().indices()[0].tolist()) == {*ids.tolist(), *negatives.flatten().tolist()}
+
+
+def test_sparse_adam_step_is_adam_on_the_touched_rows_only():
+    """The optimizer `hf-ssl pretrain` builds from `optimizer_override` (SSLTrainer.create_optimizer), one step:
+    the batch's rows move as Adam's first step moves them, -lr * g / (|g| + eps / sqrt(1 - beta2)) (the moments are
+    (1 - beta1) g and (1 - beta2) g^2, bias-corrected, eps added to the uncorrected root), with g the dense gradient
+    of the same loss; every other row is unchanged."""
+    from transformers import TrainingArguments
+
+    from hf_ssl.training.pretrain import SSLTrainer
+
+    torch.manual_seed(0)
+    model = Word2VecModel(Word2VecConfig(vocab_size=20, vector_size=4, window=1))
+    with torch.no_grad():
+        model.output_embeddings.weight.normal_()
+    batch = dict(input_ids=torch.tensor([1, 2, 3, 4]), context_mask=torch.tensor([[0, 1], [1, 1], [1, 1], [1, 0]]).bool(),
+                 negative_ids=torch.tensor([[5, 6]]))
+    dense = Word2VecModel(Word2VecConfig(vocab_size=20, vector_size=4, window=1, optimizer="trainer"))
+    dense.load_state_dict(model.state_dict())
+    dense(**batch).loss.backward()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    args = TrainingArguments(output_dir="unused", learning_rate=0.01, report_to=[], use_cpu=True)
+    trainer = SSLTrainer(model=model, args=args)
+    optimizer = trainer.create_optimizer()
+    assert isinstance(optimizer, torch.optim.SparseAdam)
+    model(**batch).loss.backward()
+    optimizer.step()
+    for name, parameter in model.named_parameters():
+        gradient = dict(dense.named_parameters())[name].grad
+        touched = gradient.abs().sum(1) > 0
+        assert touched.sum() >= 4
+        expected = before[name] - 0.01 * gradient / (gradient.abs() + args.adam_epsilon / math.sqrt(1 - args.adam_beta2))
+        torch.testing.assert_close(parameter.detach()[touched], expected[touched], rtol=0, atol=1e-7)
+        assert torch.equal(parameter.detach()[~touched], before[name][~touched])
 
 
 def test_initialisation_is_word2vec_c():
@@ -372,8 +420,8 @@ def test_cli_export_loads_in_gensim_and_plain_transformers(word2vec_out):
     torch.manual_seed(0)
     with torch.no_grad():
         model.output_embeddings.weight.normal_()
-    batch = dict(input_ids=torch.tensor([[1, 2, 3, 0]]), context_mask=torch.tensor([[1, 1, 1, 0]], dtype=torch.bool),
-                 target_ids=torch.tensor([4]), negative_ids=torch.tensor([[5, 4]]))
+    batch = dict(input_ids=torch.tensor([1, 2, 3, 4]), context_mask=torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]]).bool(),
+                 negative_ids=torch.tensor([[5, 4]]))
     expected = model(**batch).loss.item()
     result = run_python(f"""
         import numpy as np, torch
@@ -398,8 +446,8 @@ def test_cli_export_loads_in_gensim_and_plain_transformers(word2vec_out):
         torch.manual_seed(0)  # the same output vectors as in the test's process
         with torch.no_grad():
             model.output_embeddings.weight.normal_()
-        batch = dict(input_ids=torch.tensor([[1, 2, 3, 0]]), context_mask=torch.tensor([[1, 1, 1, 0]], dtype=torch.bool),
-                     target_ids=torch.tensor([4]), negative_ids=torch.tensor([[5, 4]]))
+        batch = dict(input_ids=torch.tensor([1, 2, 3, 4]), context_mask=torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]]).bool(),
+                     negative_ids=torch.tensor([[5, 4]]))
         print("LOSS", model(**batch).loss.item())
     """)
     assert float(result.stdout.split("LOSS")[-1]) == pytest.approx(expected, rel=1e-6)

@@ -14,16 +14,17 @@
   (sample 1e-3) everyone uses.
 - **Dynamic window**: each centre word draws its effective window uniformly from 1..window (word2vec.c's
   `b = rand() % window`), so near words are sampled more often; windows do not cross document boundaries.
-- **Examples**: one row per surviving centre word: its context words (the bag) and K noise words. Skip-gram
-  trains every (context, centre) pair of the row, oriented as in word2vec.c and gensim: the context word's
-  input vector predicts the centre word. CBOW trains the bag's average against the centre.
+- **Examples**: the surviving tokens as a stream, each a centre word, and a (T, 2 * window) mask of which token at
+  each offset is one of its context words. Skip-gram trains every (context, centre) pair, oriented as in
+  word2vec.c and gensim: the context word's input vector predicts the centre word. CBOW trains the average of
+  the context words against the centre. The stream (not one row of context ids per centre) lets the model look
+  every vector up once per token instead of once per pair.
 - **Negatives**: drawn from the unigram distribution raised to 3/4 (`ns_exponent`), by inverse-CDF sampling on
-  its cumulative table (gensim's `cum_table`), all at once with `torch.searchsorted`. K noise words are drawn
-  per centre word and shared by the pairs of its window (Ji et al. 2016, "Parallelizing Word2Vec in Shared and
-  Distributed Memory"): every pair still gets K independent draws from the noise distribution, so its expected
-  loss is the paper's, but the window's pairs are scored in one small matrix product instead of 2·window
-  separate ones (2.3x faster with two threads, 3x with one, on 72k pairs here). word2vec.c draws fresh noise
-  words for every pair.
+  its cumulative table (gensim's `cum_table`), all at once with `torch.searchsorted`. Each group of
+  `noise_group` consecutive tokens draws `noise_words` of them, shared by the pairs whose input is in the group
+  (`hf_ssl.losses.negative_sampling`: the expected loss is the paper's; the scores are one matrix product per
+  group). A chunk's stream is padded to whole groups with the unknown word, which is in no example.
+  word2vec.c draws fresh noise words for every pair.
 
 Everything per epoch (which tokens survive subsampling, each centre's window, the negatives) is drawn from
 torch's global generator when a chunk of the corpus is fetched, so each epoch sees new samples and a resumed
@@ -193,16 +194,13 @@ def reduced_windows(n: int, window: int, generator: torch.Generator | None = Non
     return torch.randint(1, window + 1, (n,), generator=generator)
 
 
-def context_bags(ids: torch.Tensor, docs: torch.Tensor, windows: torch.Tensor,
-              max_window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The examples of both architectures: one row per centre word that has at least one context word, holding
-    the ids of the words at offsets -max_window..-1, 1..max_window (0 where absent), the matching validity mask,
-    and the centre ids. A context is valid when it lies in the centre's document and within the centre's reduced
-    window. Skip-gram trains each valid (context, centre) pair of a row; CBOW trains the row's average.
+def context_mask(docs: torch.Tensor, windows: torch.Tensor, max_window: int) -> torch.Tensor:
+    """(T, 2 * max_window) bool: whether the token at each offset -max_window..-1, 1..max_window of centre i is
+    one of its context words: inside the stream, in the centre's document and within its reduced window.
+    Skip-gram trains each such (context, centre) pair; CBOW the average of a centre's context words.
     One vectorised pass per offset (2 * max_window passes), never one per token."""
-    n = ids.numel()
+    n = docs.numel()
     offsets = [o for o in range(-max_window, max_window + 1) if o != 0]
-    bag = ids.new_zeros((n, len(offsets)))
     valid = torch.zeros((n, len(offsets)), dtype=torch.bool)
     for column, offset in enumerate(offsets):
         distance = abs(offset)
@@ -212,11 +210,8 @@ def context_bags(ids: torch.Tensor, docs: torch.Tensor, windows: torch.Tensor,
             centre, context = slice(0, n - distance), slice(distance, n)
         else:  # centre i, context i - distance
             centre, context = slice(distance, n), slice(0, n - distance)
-        ok = (docs[centre] == docs[context]) & (windows[centre] >= distance)
-        bag[centre, column] = torch.where(ok, ids[context], 0)
-        valid[centre, column] = ok
-    has_context = valid.any(dim=1)
-    return bag[has_context], valid[has_context], ids[has_context]
+        valid[centre, column] = (docs[centre] == docs[context]) & (windows[centre] >= distance)
+    return valid
 
 
 def draw_negatives(cumulative: torch.Tensor, shape: tuple[int, ...],
@@ -232,20 +227,21 @@ class Word2VecTrainingData(Dataset):
     (subsampling, dynamic windows, noise words), so every epoch differs. Each item is a dict of tensors, a whole
     mini-batch; `concatenate_examples` joins several into one optimizer step's batch:
 
-    - `input_ids` (n, 2 * window): the context words of n centre words, `context_mask` (n, 2 * window) which of
-      them are real (see `context_bags`),
-    - `target_ids` (n,): the centre words,
-    - `negative_ids` (n, negative): noise words, drawn for each centre and shared by its context words.
+    - `input_ids` (n,): the chunk's tokens that survive subsampling, padded with the unknown word (`pad_id`) to
+      a multiple of `noise_group`; `context_mask` (n, 2 * window) which tokens around each are its context words
+      (see `context_mask`; none for the padding, which is in no example),
+    - `negative_ids` (n / noise_group, noise_words): the noise words of each group of `noise_group` tokens.
 
     A chunk boundary ends a document (one window cut per `chunk_words` tokens)."""
 
-    def __init__(self, ids: np.ndarray, docs: np.ndarray, vocabulary: WordVocabulary, window: int, negative: int,
-                 sample: float, ns_exponent: float, chunk_words: int = 10_000):
+    def __init__(self, ids: np.ndarray, docs: np.ndarray, vocabulary: WordVocabulary, window: int, sample: float,
+                 ns_exponent: float, noise_group: int, noise_words: int, chunk_words: int = 10_000):
         if ids.size == 0:
             raise HfSslError("the corpus holds no in-vocabulary word to train on")
         self.ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
         self.docs = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.int64))
-        self.window, self.negative = window, negative
+        self.window, self.noise_group, self.noise_words = window, noise_group, noise_words
+        self.pad_id = len(vocabulary)  # the unknown word: never trained, not exported in vectors.txt
         self.keep_probability = torch.from_numpy(vocabulary.keep_probabilities(sample)).float()
         cumulative = np.cumsum(vocabulary.negative_distribution(ns_exponent))
         cumulative[-1] = 1.0
@@ -265,10 +261,12 @@ class Word2VecTrainingData(Dataset):
         kept = subsample(ids, self.keep_probability, generator)
         ids, docs = ids[kept], docs[kept]
         windows = reduced_windows(ids.numel(), self.window, generator)
-        bags, mask, centres = context_bags(ids, docs, windows, self.window)
-        batch = {"input_ids": bags, "context_mask": mask, "target_ids": centres}
-        batch["negative_ids"] = draw_negatives(self.cumulative, (batch["target_ids"].numel(), self.negative), generator)
-        return batch
+        mask = context_mask(docs, windows, self.window)
+        groups = max(1, -(-ids.numel() // self.noise_group))
+        padding = groups * self.noise_group - ids.numel()
+        return {"input_ids": torch.cat([ids, ids.new_full((padding,), self.pad_id)]),
+                "context_mask": torch.cat([mask, mask.new_zeros((padding, mask.shape[1]))]),
+                "negative_ids": draw_negatives(self.cumulative, (groups, self.noise_words), generator)}
 
 
 def concatenate_examples(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -53,8 +53,8 @@ class WordVectorModality(TextCorpusModality):
                   f"{vocabulary.total} tokens of {dataset.name}")
         config.vocab_size = len(vocabulary) + 1  # + the unknown word, last
         ids, docs = encode_corpus(vocabulary, texts)
-        train = Word2VecTrainingData(ids, docs, vocabulary, config.window, config.negative, config.sample,
-                                     config.ns_exponent, chunk_words=CHUNK_WORDS)
+        train = Word2VecTrainingData(ids, docs, vocabulary, config.window, config.sample, config.ns_exponent,
+                                     config.noise_group, config.noise_words, chunk_words=CHUNK_WORDS)
         return PreparedData(train_dataset=train, processor=vocabulary.tokenizer())
 
     def evaluation_dataset(self, spec: EvaluationSpec) -> str | None:

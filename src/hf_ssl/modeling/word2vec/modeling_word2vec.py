@@ -7,9 +7,12 @@ observed word and K noise words (2013b, eq. 4):
 
     loss = -log sigma(u_o . v_c) - sum_k log sigma(-u_k . v_c)
 
-Skip-gram: v_c = W[centre], o = a context word. CBOW: v_c = mean (or sum) of W[context words], o = the centre.
-The examples (pairs, bags, noise words) are drawn by hf-ssl's data pipeline (`hf_ssl.data.word_vocabulary`);
-`forward` scores a batch of them.
+Skip-gram: v = W[context word], o = the centre (word2vec.c's orientation). CBOW: v = mean (or sum) of W[context
+words], o = the centre. The examples (a subsampled token stream, which of its tokens are each centre's context
+words, noise words) are drawn by hf-ssl's data pipeline (`hf_ssl.data.word_vocabulary`); `forward` scores them.
+Noise words are shared by groups of consecutive tokens (`hf_ssl.losses.negative_sampling`); unlike word2vec.c, a
+noise word equal to the observed word is not skipped (with shared noise words that is a per-pair comparison; it
+happens with the noise probability of the observed word, under 1% for all but the few most frequent words).
 
 The exported folder carries this file and what it imports from hf_ssl (`hub.remote_code`), so it loads with
 `AutoModel.from_pretrained(folder, trust_remote_code=True)` where hf_ssl is not installed.
@@ -23,10 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from transformers import TrainingArguments
 from transformers.utils import ModelOutput
 
-from ...losses.negative_sampling import negative_sampling_loss
+from ...losses.negative_sampling import banded_scores, context_counts, negative_sampling_loss, window_sum
 from ..method_model import MethodModel
 from .configuration_word2vec import Word2VecConfig
 
@@ -36,9 +41,10 @@ WORD2VEC_TEXT_FILE = "vectors.txt"
 @dataclass
 class Word2VecOutput(ModelOutput):
     r"""
-    loss: the negative-sampling loss summed over the batch's examples (None without `target_ids`).
-    last_hidden_state: (N, D) the input representation v_c of each example (the centre's vector, or the CBOW
-        context average); without targets, (..., D) the word vectors of `input_ids`.
+    loss: the negative-sampling loss of the batch's examples, their mean (or sum: `loss_reduction`); None without
+        `context_mask`.
+    last_hidden_state: (T, D) the input vector of each token (skip-gram: its word vector; CBOW: its context
+        average); without `context_mask`, (..., D) the word vectors of `input_ids`.
     """
 
     loss: torch.Tensor | None = None
@@ -78,40 +84,48 @@ class Word2VecModel(MethodModel):
         """(vocab_size, vector_size) W, the exported word vectors (the last row is the never-trained unknown word)."""
         return self.input_embeddings.weight
 
-    def forward(self, input_ids: torch.Tensor, target_ids: torch.Tensor | None = None,
-                negative_ids: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                return_dict: bool | None = None, **kwargs) -> Word2VecOutput:
-        """Without `target_ids`: the word vectors of `input_ids` (any shape). With them, the loss of a batch of
-        hf-ssl's examples: `input_ids` (N, 2 * window) the context words of N centre words (`context_mask` marks
-        the real ones; (N,) means one context word each), `target_ids` (N,) the centre words, `negative_ids`
-        (N, K) the noise words of each centre.
+    def forward(self, input_ids: torch.Tensor, context_mask: torch.Tensor | None = None,
+                negative_ids: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs) -> Word2VecOutput:
+        """Without `context_mask`: the word vectors of `input_ids` (any shape). With it, the loss of a batch of
+        hf-ssl's examples: `input_ids` (T,) a token stream, each token a centre word; `context_mask` (T, 2 * window)
+        which tokens at offsets -window..-1, 1..window of each centre are its context words; `negative_ids` (G, S)
+        the noise words of each group of T / G consecutive tokens.
 
-        Skip-gram: every real (context, centre) pair is an example, the context word's vector predicting the
-        centre (word2vec.c's orientation). CBOW: the average (`cbow_mean`; else the sum) of the context vectors
-        predicts the centre."""
-        vectors = self.input_embeddings(input_ids)
-        if target_ids is None:
-            return Word2VecOutput(last_hidden_state=vectors)
-        if negative_ids is None:
-            raise ValueError("negative_ids (N, K) are needed to compute the negative-sampling loss")
-        if vectors.dim() == 2:  # one context word per centre
-            vectors = vectors.unsqueeze(1)
-            context_mask = None
+        Skip-gram: every (context, centre) pair is an example, the context word's vector predicting the centre
+        (word2vec.c's orientation). CBOW: the average (`cbow_mean`; else the sum) of the context vectors predicts
+        the centre."""
         if context_mask is None:
-            context_mask = torch.ones(vectors.shape[:2], dtype=torch.bool, device=vectors.device)
+            return Word2VecOutput(last_hidden_state=self.input_embeddings(input_ids))
+        if negative_ids is None:
+            raise ValueError("negative_ids (G, S) are needed to compute the negative-sampling loss")
+        # Sparse gradients hold only the looked-up rows: the optimizer then touches only them (SparseAdam)
+        sparse = self.config.optimizer == "sparse_adam"
+        vectors = F.embedding(input_ids, self.input_embeddings.weight, sparse=sparse)
+        outputs = F.embedding(input_ids, self.output_embeddings.weight, sparse=sparse)
+        noise = F.embedding(negative_ids, self.output_embeddings.weight, sparse=sparse)
         if self.config.architecture == "cbow":
-            weights = context_mask.to(vectors.dtype).unsqueeze(-1)
-            vectors = (vectors * weights).sum(1)
+            counts = context_mask.sum(1, keepdim=True).to(vectors.dtype)
+            vectors = window_sum(vectors, context_mask)
             if self.config.cbow_mean:
-                vectors = vectors / weights.sum(1).clamp(min=1.0)
-            input_mask = None
+                vectors = vectors / counts.clamp(min=1.0)
+            has_context = counts > 0  # (T, 1): a centre without context words is no example
+            positive = (vectors * outputs).sum(1, keepdim=True)
+            loss = negative_sampling_loss(positive, has_context, vectors, has_context[:, 0].to(vectors.dtype), noise,
+                                          self.config.negative, self.config.loss_reduction)
         else:
-            input_mask = context_mask
-        loss = negative_sampling_loss(
-            vectors, self.output_embeddings(target_ids), self.output_embeddings(negative_ids), input_mask=input_mask,
-            # word2vec.c and gensim skip a noise draw that is the observed word itself
-            negative_mask=negative_ids != target_ids.unsqueeze(-1), reduction=self.config.loss_reduction)
+            loss = negative_sampling_loss(banded_scores(outputs, vectors, self.config.window), context_mask, vectors,
+                                          context_counts(context_mask), noise, self.config.negative,
+                                          self.config.loss_reduction)
         return Word2VecOutput(loss=loss, last_hidden_state=vectors)
+
+    def optimizer_override(self, args: TrainingArguments) -> tuple[type[torch.optim.Optimizer], dict] | None:
+        """`optimizer="sparse_adam"`: `torch.optim.SparseAdam` with `--learning_rate`, `--adam_beta1/2` and
+        `--adam_epsilon` (it updates, and keeps moments of, only the rows a batch touched: the lazy Adam that
+        sparse embedding gradients need; dense Adam rejects them). "trainer": Trainer's `--optim`."""
+        if self.config.optimizer != "sparse_adam":
+            return None
+        return torch.optim.SparseAdam, dict(lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                            eps=args.adam_epsilon)
 
     # ---- hf-ssl's training loop and export
     def exported_model(self) -> Word2VecModel:
