@@ -184,8 +184,12 @@ def test_non_finite_gradients_stop_or_skip_the_step():
     stop.on_pre_optimizer_step(args, state, control, model=model)
     stop.on_step_end(args, state, control, model=model)  # finite: passes
     model[0].register_buffer("running_var", torch.full((4,), 3e38) * 10)  # a BatchNorm statistic that overflowed
+    stop.on_step_end(args, state, control, model=model)  # weights are read only before they are recorded:
+    control.should_save = True  # a checkpoint (or a log, an evaluation, the end) follows this step
     with pytest.raises(DivergenceError, match="non-finite weights or buffers after step 2"):
         stop.on_step_end(args, state, control, model=model)
+    with pytest.raises(DivergenceError, match="non-finite weights or buffers after step 2"):
+        stop.on_epoch_end(args, state, TrainerControl(), model=model)  # an epoch's end may save too
     model[0].running_var.fill_(1e34)  # large but finite: the max-norm does not overflow where the 2-norm would
     stop.on_step_end(args, state, control, model=model)
 
