@@ -32,8 +32,11 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from transformers import TrainingArguments
+
 from .errors import HfSslError
 from .modalities import StartingPoint, get_modality
+from .modeling.method_model import MethodModel
 from .registry import Method
 from .training.pretrain import PretrainArguments, build_config
 
@@ -71,11 +74,18 @@ def _batch_size(batch: dict[str, Any]) -> int:
 
 def time_training_steps(models: dict[str, torch.nn.Module], batch: dict[str, Any], steps: int, bf16: bool,
                         peak: float) -> list[StepTiming]:
-    """Forward + backward + AdamW step of each model on `batch`, the models in alternation (so that a slow phase of a
-    noisy machine hits them alike); the median step time of each."""
+    """Forward + backward + optimizer step of each model on `batch`, the models in alternation (so that a slow phase
+    of a noisy machine hits them alike); the median step time of each. The optimizer is AdamW, or the one a method
+    model names in `optimizer_override` (word2vec's SparseAdam), as `hf-ssl pretrain` builds it."""
     device = next(next(iter(models.values())).parameters()).device
-    optimizers = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-6)
-                  for name, m in models.items()}
+    arguments = TrainingArguments(output_dir="unused", learning_rate=1e-6, report_to=[])
+
+    def optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+        override = model.optimizer_override(arguments) if isinstance(model, MethodModel) else None
+        optimizer_class, kwargs = override or (torch.optim.AdamW, dict(lr=1e-6))
+        return optimizer_class([p for p in model.parameters() if p.requires_grad], **kwargs)
+
+    optimizers = {name: optimizer(m) for name, m in models.items()}
 
     def step(name: str) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
