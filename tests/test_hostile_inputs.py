@@ -147,9 +147,11 @@ def test_a_disk_that_fills_up_during_the_export_leaves_no_half_written_export(tm
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
     out = tmp_path / "out"
+    # No DataLoader worker: the limit applies to the shared-memory files through which a worker hands its batches
+    # over too, and a worker that cannot write one leaves the training waiting for that batch (not a disk's failure).
     result = subprocess.run([sys.executable, "-m", "hf_ssl.cli", *TINY, "--max_steps", "1", "--save_strategy", "no",
-                             "--output_dir", str(out)], capture_output=True, text=True, preexec_fn=limit_file_size,
-                            timeout=600)
+                             "--dataloader_num_workers", "0", "--output_dir", str(out)], capture_output=True,
+                            text=True, preexec_fn=limit_file_size, timeout=300)
     message = _one_error_line(result)
     assert "cannot write" in message and "File too large" in message
     left = sorted(p.name for p in out.iterdir()) if out.exists() else []  # OUT is removed when only the lock is left

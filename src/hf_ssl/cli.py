@@ -113,7 +113,7 @@ def pretrain(argv: list[str]) -> None:
     parser.set_defaults(
         output_dir=os.path.join("outputs", f"{method.name}-{dataset_slug}"), logging_steps=10, save_steps=500,
         save_total_limit=2, report_to="none", ddp_find_unused_parameters=False,
-        dataloader_num_workers=AUTO_LOADER_WORKERS,  # workers for image files, none for in-memory data
+        dataloader_num_workers=AUTO_LOADER_WORKERS,  # the cores less one (`loader_workers`)
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         # Without a GPU, say so: TrainingArguments then accepts --bf16 (CPU autocast) instead of refusing it.
         use_cpu=not torch.cuda.is_available(),

@@ -83,9 +83,6 @@ class PreparedData:
     processor: Any  # saved next to the exported model: an image processor, a tokenizer or a multimodal processor
     # split -> its images already decoded at the model's size (uint8), reused by the evaluation after training
     images: dict[str, torch.Tensor] = field(default_factory=dict)
-    # the train dataset decodes each example when it is fetched (image files): DataLoader workers then overlap the
-    # decoding with the step (`--dataloader_num_workers auto`)
-    decodes_on_access: bool = False
     # every example is a dict of tensors of one shape (images at the model's size): a batch of them can be stacked and
     # collated on the training device (`--augment_on_device`)
     examples_stack: bool = False

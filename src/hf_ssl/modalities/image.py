@@ -76,7 +76,7 @@ class ImageModality(Modality):
         if isinstance(train.features[dataset.image_column], datasets.Image):
             return PreparedData(train_dataset=ImageFileDataset(train, dataset.image_column, config.image_size,
                                                                config.num_channels, min_size=config.patch_size),
-                                processor=processor, decodes_on_access=True, examples_stack=True)
+                                processor=processor, examples_stack=True)
         images = images_to_tensor(train, dataset.image_column, config.image_size, config.num_channels,
                                   min_size=config.patch_size)
         return PreparedData(train_dataset=UInt8ImageDataset(images), processor=processor,

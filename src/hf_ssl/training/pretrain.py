@@ -212,7 +212,7 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     workers = training_args.dataloader_num_workers
     if workers == AUTO_LOADER_WORKERS:
         # torchrun and accelerate launch say how many processes share this machine's cores
-        workers = loader_workers(prepared, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        workers = loader_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
                                         remove_unused_columns=False, push_to_hub=False,
                                         restore_callback_states_from_checkpoint=True, dataloader_num_workers=workers)
@@ -254,13 +254,11 @@ AUTO_LOADER_WORKERS = -1  # `--dataloader_num_workers -1`, the CLI's default: ch
 MAX_LOADER_WORKERS = 8
 
 
-def loader_workers(prepared: PreparedData, processes_on_machine: int) -> int:
-    """DataLoader workers for data that decodes each example when it is fetched (image files): the cores this
-    process has, less one for the step, up to `MAX_LOADER_WORKERS`, so decoding and augmentation overlap the step.
-    None for data already in memory: its batches are slices of a tensor, and a worker's copy of the collator would
-    only compete with the step for the cores."""
-    if not prepared.decodes_on_access:
-        return 0
+def loader_workers(processes_on_machine: int) -> int:
+    """DataLoader workers: the cores this process has, less one for the step, up to `MAX_LOADER_WORKERS`, so that
+    decoding, augmentation and masking overlap the step. Measured with SimCLR small on Fashion-MNIST (in memory,
+    40 steps, 2 cores): one worker 1.07x and 1.06x the images/s of none in two runs, the step waiting for data
+    0.2% of the time instead of 6%; image files are decoded in the workers too."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(MAX_LOADER_WORKERS, cores // max(1, processes_on_machine) - 1))
 
