@@ -155,3 +155,32 @@ def semi_supervised_run(tmp_path_factory):
                      "--seed", "0", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-5000:]
     return out, data, result
+
+
+def gray_level_shards(root, count: int, shards: int, test_count: int = 0):
+    """A local dataset folder of Parquet shards (`data/train-0000K-of-0000N.parquet`, as the Hub lays them out) of
+    `count` 8x8 gray PNGs, image i of level 10 * i (so an image's pixels say which it is), label i mod 3; and a test
+    shard of `test_count` more. For the streaming tests."""
+    import io
+    from pathlib import Path
+
+    import datasets
+    from PIL import Image
+
+    def images(first: int, n: int) -> datasets.Dataset:
+        rows = []
+        for i in range(first, first + n):
+            png = io.BytesIO()
+            Image.new("L", (8, 8), 10 * i).save(png, "PNG")
+            rows.append({"image": {"bytes": png.getvalue(), "path": None}, "label": i % 3})
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+        return datasets.Dataset.from_list(rows, features=features)
+
+    root = Path(root)
+    (root / "data").mkdir(parents=True)
+    train = images(0, count)
+    for k in range(shards):
+        train.shard(shards, k, contiguous=True).to_parquet(root / "data" / f"train-{k:05d}-of-{shards:05d}.parquet")
+    if test_count:
+        images(count, test_count).to_parquet(root / "data" / "test-00000-of-00001.parquet")
+    return root

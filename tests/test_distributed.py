@@ -120,50 +120,67 @@ def test_two_nodes_of_one_process_train_the_weights_of_one_node_of_two(ddp_run, 
     assert [name for name in expected if not expected[name].equal(weights[name])] == []
 
 
-# Run under torchrun by the test below: `hf-ssl pretrain` with every image a DataLoader worker decodes recorded as
-# "RANK INDEX" in RECORD_DIR/PID.txt (the decoding done by training, not the first-batch check before it).
+# Run under torchrun by the tests below: `hf-ssl pretrain`, with every image a DataLoader worker decodes recorded as
+# "RANK LEVEL" (its first pixel: the test images are uniform gray levels) in RECORD_DIR/PID.txt; what training decodes,
+# not the first-batch check before it.
 RECORDING_PRETRAIN = """
 import os, sys
 from torch.utils.data import get_worker_info
 from hf_ssl.cli import main
-from hf_ssl.data.images import ImageFileDataset
+from hf_ssl.data import images
 
-decode = ImageFileDataset.__getitem__
+decode = images.decode_image
 
-def recorded(self, index):
+def recorded(*args, **kwargs):
+    pixels = decode(*args, **kwargs)
     if get_worker_info() is not None:
         with open(os.path.join(os.environ["RECORD_DIR"], f"{os.getpid()}.txt"), "a") as record:
-            record.write(f"{os.environ['RANK']} {index}\\n")
-    return decode(self, index)
+            record.write(f"{os.environ['RANK']} {int(pixels.flatten()[0])}\\n")
+    return pixels
 
-ImageFileDataset.__getitem__ = recorded
+images.decode_image = recorded
 main(sys.argv[1:])
 """
 
 
-def test_two_processes_each_decode_their_own_share_of_an_image_folder(tmp_path):
-    """One epoch of 2 processes on an image folder: each process's DataLoader worker decodes its own images, and
-    together they decode every image exactly once (the folder's size is a multiple of the global batch, 2 x 4)."""
-    from PIL import Image
-
-    folder = tmp_path / "images" / "all"
-    folder.mkdir(parents=True)
-    for i in range(24):
-        Image.new("L", (8, 8), 10 * i).save(folder / f"{i:02d}.png")
-    (tmp_path / "records").mkdir()
+def decoded_by_each_process(tmp_path: Path, dataset: str, *extra: str) -> dict[str, list[int]]:
+    """2 processes x batches of 4 on `dataset` (gray levels), one DataLoader worker each: the levels each decoded."""
+    (tmp_path / "records").mkdir(parents=True)
     script = tmp_path / "recording_pretrain.py"
     script.write_text(RECORDING_PRETRAIN)
-    command = [*TORCHRUN, str(script), "pretrain", "--method", "simclr", "--preset", "tiny", "--dataset",
-               f"imagefolder:{tmp_path / 'images'}", "--image_size", "8", "--num_train_epochs", "1",
-               "--per_device_train_batch_size", "4", "--dataloader_num_workers", "1", "--eval_protocols", "none",
-               "--output_dir", str(tmp_path / "out")]
+    command = [*TORCHRUN, str(script), "pretrain", "--method", "simclr", "--preset", "tiny", "--dataset", dataset,
+               "--image_size", "8", "--per_device_train_batch_size", "4", "--dataloader_num_workers", "1",
+               "--eval_protocols", "none", "--output_dir", str(tmp_path / "out"), *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env={**ENV, "RECORD_DIR": str(tmp_path / "records")})
     assert result.returncode == 0, result.stderr[-4000:]
     decoded = {"0": [], "1": []}
     for record in (tmp_path / "records").iterdir():
-        for rank, index in (line.split() for line in record.read_text().splitlines()):
-            decoded[rank].append(int(index))
-    assert len(decoded["0"]) == len(decoded["1"]) == 12  # 3 steps of 4 each
-    assert not set(decoded["0"]) & set(decoded["1"])
-    assert sorted(decoded["0"] + decoded["1"]) == list(range(24))
+        for rank, level in (line.split() for line in record.read_text().splitlines()):
+            decoded[rank].append(int(level))
+    return decoded
+
+
+def test_two_processes_each_decode_their_own_share_of_an_image_folder_or_a_stream(tmp_path):
+    """One epoch of 2 processes, each with a DataLoader worker: each decodes its own images, and together they decode
+    every image exactly once (24 images, a multiple of the global batch, 2 x 4). An image folder (a distributed
+    sampler over its files), then a stream of 4 Parquet shards (`--streaming`: each process reads 2 of them)."""
+    from PIL import Image
+
+    from conftest import gray_level_shards
+
+    folder = tmp_path / "images" / "all"
+    folder.mkdir(parents=True)
+    for i in range(24):
+        Image.new("L", (8, 8), 10 * i).save(folder / f"{i:02d}.png")
+    every_image = [10 * i for i in range(24)]
+    runs = {
+        "folder": decoded_by_each_process(tmp_path / "folder", f"imagefolder:{tmp_path / 'images'}",
+                                          "--num_train_epochs", "1"),
+        "stream": decoded_by_each_process(tmp_path / "stream", str(gray_level_shards(tmp_path / "shards", 24, 4)),
+                                          "--streaming", "--max_steps", "3"),
+    }
+    for name, decoded in runs.items():
+        assert len(decoded["0"]) == len(decoded["1"]) == 12, name  # 3 steps of 4 each
+        assert not set(decoded["0"]) & set(decoded["1"]), name
+        assert sorted(decoded["0"] + decoded["1"]) == every_image, name

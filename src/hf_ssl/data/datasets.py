@@ -72,6 +72,11 @@ class ImageDataset:
     test_split: str | None  # the split to evaluate on, None if there is none
     text_column: str | None = None  # captions of image-text data (a string, or a list of strings, per image)
 
+    @property
+    def streamed(self) -> bool:
+        """Its splits are read as they are iterated (`--streaming`): no length, no random access."""
+        return isinstance(self.splits[self.train_split], datasets.IterableDataset)
+
 
 def load_image_dataset(
     spec: str,
@@ -79,6 +84,7 @@ def load_image_dataset(
     image_column: str | None = None,
     label_column: str | None = None,
     text_column: str | None = None,
+    streaming: bool = False,
 ) -> ImageDataset:
     """Load the image dataset named by ``spec`` (see the module docstring for the forms it takes).
 
@@ -87,7 +93,14 @@ def load_image_dataset(
     ``image_column``/``label_column``/``text_column`` override the automatic detection (captions are looked for
     among string columns named text, caption(s), sentence(s)). Raises :class:`HfSslError` for
     anything the user can fix (unknown name, missing files, unknown column, ...).
+
+    ``streaming``: Hub datasets, local dataset folders and WebDataset shards as ``datasets.IterableDataset`` splits,
+    read as they are iterated (the built-ins are in memory, and an image folder's files are read when fetched
+    anyway).
     """
+    if streaming and (spec in BUILTIN_DATASETS or spec.partition(":")[0] == "imagefolder"):
+        raise HfSslError(f"--streaming reads Hub datasets, local dataset folders and WebDataset shards; {spec} is "
+                         "read without it (its images are decoded as training fetches them, or held in memory)")
     if spec == "digits":
         if data_dir is not None:
             raise HfSslError("the digits dataset ships with scikit-learn: --data_dir does not apply to it")
@@ -99,14 +112,14 @@ def load_image_dataset(
 
         name, splits = "emoji", load_emoji(data_dir)
     elif spec.startswith("webdataset:"):
-        name, splits = "webdataset", _load_webdataset(spec.partition(":")[2])
+        name, splits = "webdataset", _load_webdataset(spec.partition(":")[2], streaming)
     elif spec == "imagefolder" or spec.startswith("imagefolder:"):
         path = spec.partition(":")[2] or data_dir
         if not path:
             raise HfSslError("imagefolder needs a folder: use imagefolder:PATH")
         name, splits = "imagefolder", _load_imagefolder(path)
     else:
-        name, splits = _load_generic(spec, data_dir)
+        name, splits = _load_generic(spec, data_dir, streaming)
     return _describe(name, splits, image_column, label_column, text_column)
 
 
@@ -270,7 +283,7 @@ def imagefolder_files(path: str) -> dict[str, list[str]]:
     return {split: sorted(files) for split, files in splits.items() if files}
 
 
-def _load_webdataset(location: str) -> dict[str, datasets.Dataset]:
+def _load_webdataset(location: str, streaming: bool = False) -> dict[str, datasets.Dataset]:
     """WebDataset tar shards via ``datasets``' webdataset builder: a folder (splits named by its files: train-*.tar,
     test-*.tar, ...) or a pattern of the train split's shards, with globs or WebDataset's braces
     (``shards/train-{000000..001281}.tar``). Each sample's ``.jpg``/``.png``... member is an image column, its
@@ -286,7 +299,7 @@ def _load_webdataset(location: str) -> dict[str, datasets.Dataset]:
             raise HfSslError(f"no WebDataset shard matches {location}")
         kwargs = {"data_files": {"train": files}}
     try:
-        return dict(datasets.load_dataset("webdataset", **kwargs))
+        return dict(datasets.load_dataset("webdataset", streaming=streaming, **kwargs))
     except EmptyDatasetError:
         raise HfSslError(f"{location} holds no WebDataset shards (.tar)") from None
     except Exception as e:  # a broken tar, samples without images: the user's data
@@ -310,7 +323,7 @@ def expand_braces(pattern: str) -> list[str]:
     return [expanded for choice in choices for expanded in expand_braces(head + choice + tail)]
 
 
-def _load_generic(spec: str, data_dir: str | None) -> tuple[str, dict[str, datasets.Dataset]]:
+def _load_generic(spec: str, data_dir: str | None, streaming: bool = False) -> tuple[str, dict[str, datasets.Dataset]]:
     """A Hub dataset id or a local dataset directory, through the same ``load_dataset`` call."""
     is_local = os.path.exists(spec)
     if "/" not in spec and not is_local:
@@ -323,7 +336,7 @@ def _load_generic(spec: str, data_dir: str | None) -> tuple[str, dict[str, datas
             f"or imagefolder:PATH, a Hub dataset id)"
         )
     try:
-        loaded = datasets.load_dataset(spec, data_dir=data_dir)
+        loaded = datasets.load_dataset(spec, data_dir=data_dir, streaming=streaming)
     except Exception as e:  # not found, offline, gated, bad files: all reported as one line
         raise HfSslError(f"cannot load dataset '{spec}': {first_line(e)}") from None
     name = os.path.basename(os.path.normpath(spec)) if is_local else spec
@@ -351,6 +364,9 @@ def _describe(
     test_split = next((s for s in ("test", "validation") if s in splits and s != train_split), None)
 
     features = splits[train_split].features
+    if features is None:  # a streamed dataset whose files do not say their columns' types
+        raise HfSslError(f"dataset {name} does not declare its columns' types, which streaming needs; load it without "
+                         "--streaming")
     columns = list(features)
 
     def check(column: str) -> None:

@@ -152,7 +152,7 @@ def decode_image(value: dict | None, feature_mode: str | None, size: int, mode: 
     oriented and converted as a viewer shows it, then resized (bilinear) as the exported processor does. An
     unreadable file, or one smaller than ``min_size`` (a patch), raises :class:`HfSslError` naming it (or its row
     ``index`` when it is no file)."""
-    name = (value or {}).get("path") or f"#{index}"
+    name = (value or {}).get("path") or (f"#{index}" if index >= 0 else "(a streamed example)")
     try:
         image = _decode(value, feature_mode)
     except Exception as e:  # whatever PIL trips over, the file is what the user must fix
@@ -166,6 +166,38 @@ def decode_image(value: dict | None, feature_mode: str | None, size: int, mode: 
         image = image.resize((size, size), PIL.Image.BILINEAR)
     pixels = torch.from_numpy(np.array(image))  # a writable copy
     return pixels.permute(2, 0, 1) if mode == "RGB" else pixels.unsqueeze(0)
+
+
+# Examples a streamed dataset is shuffled among (`datasets.IterableDataset.shuffle`, with its shards' order): the
+# usual size for image streams (WebDataset's examples use 1,000-10,000); a few hundred MB of encoded images at most.
+STREAM_SHUFFLE_BUFFER = 10_000
+
+
+def stream_images(split: datasets.IterableDataset, column: str, image_size: int, num_channels: int,
+                  min_size: int = 1, seed: int = 0) -> datasets.IterableDataset:
+    """A streamed split as `{"pixel_values": uint8 (C, S, S)}` examples, shuffled in a buffer of
+    `STREAM_SHUFFLE_BUFFER` examples (and by shard) from `seed`, each image decoded as it is read (`decode_image`).
+    Still a `datasets.IterableDataset`: accelerate gives each process of a multi-process run its own shards, and
+    `datasets` each DataLoader worker its own share of those."""
+    if num_channels not in (1, 3):
+        raise HfSslError(f"num_channels must be 1 or 3, got {num_channels}")
+    if not isinstance(split.features.get(column), datasets.Image):
+        raise HfSslError(f"column '{column}' holds {split.features.get(column)}, not encoded images")
+    decode = _StreamDecoder(column, split.features[column].mode, image_size, "RGB" if num_channels == 3 else "L",
+                            min_size)
+    raw = split.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+    return raw.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER).map(decode, remove_columns=[column])
+
+
+class _StreamDecoder:
+    """`stream_images`' map function (a class, so that it pickles into DataLoader workers)."""
+
+    def __init__(self, column: str, feature_mode: str | None, size: int, mode: str, min_size: int):
+        self.column, self.feature_mode, self.size, self.mode, self.min_size = column, feature_mode, size, mode, min_size
+
+    def __call__(self, example: dict) -> dict[str, torch.Tensor]:
+        return {"pixel_values": decode_image(example[self.column], self.feature_mode, self.size, self.mode,
+                                             self.min_size, index=-1)}
 
 
 class ImageFileDataset(torch.utils.data.Dataset):

@@ -46,6 +46,7 @@ class DataSpec:
     image_column: str | None = None
     label_column: str | None = None
     text_column: str | None = None
+    streaming: bool = False  # read the dataset as it is iterated (`datasets`' streaming), never downloaded whole
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Modality:
     pipeline_tag: str = "feature-extraction"
     task_type: str = "image-classification"  # the model-index task of the evaluation results
     default_dataset: str = "digits"  # what `--dataset` means when not given
+    streams: bool = False  # `prepare` trains on a streamed dataset (`--streaming`)
 
     # --- both directions -------------------------------------------------------------------------------------
 

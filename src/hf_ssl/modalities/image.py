@@ -15,7 +15,7 @@ from transformers import PretrainedConfig
 
 from ..data.collators import UInt8ImageDataset
 from ..data.datasets import ImageDataset, load_image_dataset
-from ..data.images import ImageFileDataset, images_to_tensor, labels_to_tensor
+from ..data.images import ImageFileDataset, images_to_tensor, labels_to_tensor, stream_images
 from ..evaluation.features import extract_features
 from ..evaluation.image_protocols import FROZEN_PROTOCOLS, evaluate_image_encoder
 from ..embeddings import EmbeddingBatch
@@ -44,10 +44,11 @@ class ImageModality(Modality):
     default_protocols = ("knn", "linear")  # few-shot repeats probes, finetune trains: both on request only
     online_protocol = "knn"
     pipeline_tag = "image-feature-extraction"
+    streams = True
 
     def load_dataset(self, data: DataSpec) -> ImageDataset:
         return load_image_dataset(data.dataset or self.default_dataset, data.data_dir, data.image_column,
-                                  data.label_column)
+                                  data.label_column, streaming=data.streaming)
 
     def recognizes(self, config: PretrainedConfig) -> bool:
         # an image config, but not a classifier (the image-classification modality evaluates those)
@@ -57,8 +58,11 @@ class ImageModality(Modality):
     def resolve_protocols(self, requested: list[str] | None, dataset: ImageDataset, config) -> list[str]:
         labelled = dataset.label_column is not None and dataset.test_split is not None
         if requested is None:
-            return list(self.default_protocols) if labelled else []
+            return list(self.default_protocols) if labelled and not dataset.streamed else []
         self.check_protocols(requested, config)
+        if requested and dataset.streamed:
+            raise HfSslError(f"cannot evaluate {', '.join(requested)} with --streaming (the protocols read whole "
+                             "splits): evaluate OUT afterwards with `hf-ssl evaluate`, or use --eval_protocols none")
         if requested and not labelled:
             raise HfSslError(f"cannot evaluate {', '.join(requested)}: {dataset.name} has no labelled test split "
                              f"(labels: {dataset.label_column}, splits: {', '.join(dataset.splits)}); "
@@ -73,6 +77,11 @@ class ImageModality(Modality):
         in vectorised chunks, which is faster for them (Fashion-MNIST: about a second)."""
         train = dataset.splits[dataset.train_split]
         processor = image_processor_for(config.image_size, config.image_mean, config.image_std)
+        if dataset.streamed:  # shuffled from the run's --seed (set_seed has seeded torch with it)
+            return PreparedData(train_dataset=stream_images(train, dataset.image_column, config.image_size,
+                                                            config.num_channels, min_size=config.patch_size,
+                                                            seed=torch.initial_seed()),
+                                processor=processor, examples_stack=True)
         if isinstance(train.features[dataset.image_column], datasets.Image):
             return PreparedData(train_dataset=ImageFileDataset(train, dataset.image_column, config.image_size,
                                                                config.num_channels, min_size=config.patch_size),
@@ -144,6 +153,8 @@ class ImageModality(Modality):
 
     def plots(self, model: MethodModel, config, dataset: ImageDataset, prepared: PreparedData,
               plots_dir: Path) -> None:
+        if dataset.streamed:  # the plots draw a seeded subset of a split: not of a stream
+            return
         encoder = model.exported_model()
         draw_image_plots(model, config, dataset, prepared, plots_dir, lambda images: extract_features(
             encoder, images, config.image_mean, config.image_std, pooling=model.feature_pooling))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import IterableDataset
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import PretrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, enable_full_determinism, set_seed
@@ -52,6 +53,11 @@ class PretrainArguments:
         "help": "images: digits (default) | fashion_mnist | imagefolder:PATH; text: python-docs (default) | austen | "
                 "text:GLOB; or a Hub dataset id or local dataset folder"})
     data_dir: str | None = field(default=None, metadata={"help": "where a built-in dataset's files are"})
+    streaming: bool = field(default=False, metadata={
+        "help": "image methods on a Hub dataset, a local dataset folder (Parquet, Arrow) or WebDataset shards: read "
+                "the data as training iterates it, never downloaded or cached whole (needs --max_steps; each process "
+                "reads its own shards; shuffled in a buffer of 10,000 examples; evaluate afterwards with `hf-ssl "
+                "evaluate`)"})
     image_column: str | None = field(default=None, metadata={"help": "image column (auto-detected)"})
     label_column: str | None = field(default=None, metadata={"help": "label column for evaluation (auto-detected)"})
     text_column: str | None = field(default=None, metadata={"help": "caption column of image-text data (auto-detected)"})
@@ -82,7 +88,8 @@ class PretrainArguments:
         "choices": ["stop", "skip"]})
 
     def data_spec(self) -> DataSpec:
-        return DataSpec(self.dataset, self.data_dir, self.image_column, self.label_column, self.text_column)
+        return DataSpec(self.dataset, self.data_dir, self.image_column, self.label_column, self.text_column,
+                        self.streaming)
 
 
 def build_config(method: Method, args: PretrainArguments, overrides: dict[str, Any]) -> tuple[PretrainedConfig, str | None]:
@@ -141,6 +148,11 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
     modality = get_modality(method.modality)
     requested = _requested_protocols(args.eval_protocols)
     config, checkpoint = build_config(method, args, overrides)
+    if args.streaming and not modality.streams:
+        raise HfSslError(f"--streaming: {method.name} trains on {modality.model_description}'s data in memory; "
+                         "streaming is for the image SSL methods")
+    if args.streaming and training_args.max_steps <= 0:
+        raise HfSslError("--streaming needs --max_steps: a streamed dataset's length is unknown, so epochs are too")
     dataset = modality.load_dataset(args.data_spec())
     protocols = modality.resolve_protocols(requested, dataset, config)
     if requested is None and not protocols:
@@ -168,13 +180,14 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         spec = EvaluationSpec(protocols=tuple(protocols), data=args.data_spec(), k=args.knn_k)
         trainer, prepared = _prepare_trainer(method, modality, args, training_args, config, dataset, start,
                                              spec if evaluates_online else None)
+        num_examples = len(prepared.train_dataset) if not args.streaming else None  # a stream's is unknown
         baselines = args.eval_baselines == "true" or (
-            args.eval_baselines == "auto" and len(prepared.train_dataset) <= BASELINES_AUTO_MAX_IMAGES)
+            args.eval_baselines == "auto" and (num_examples or 0) <= BASELINES_AUTO_MAX_IMAGES)
         spec = dataclasses.replace(spec, baselines=baselines)
         train_minutes = _train(trainer)
         if not trainer.is_world_process_zero():
             return {}
-        run_info = _run_info(method, modality, args, config, dataset, trainer, len(prepared.train_dataset),
+        run_info = _run_info(method, modality, args, config, dataset, trainer, num_examples,
                              train_minutes, command, start, out_dir)
         run_info.update(prepared.record)  # facts of the data (a semi-supervised run's labelled ids), last: exact
         if hub is not None:
@@ -220,9 +233,17 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     # (colorization on grayscale images, crops that do not fit) ends the run here, not in its first step, and
     # OutputLock removes the OUT that only its lock file is in. Trainer seeds every generator when it is built,
     # so this batch changes no random draw of the training.
+    # A streamed dataset is not checked so: its first example comes after a shuffle buffer's worth is read.
     collate = method.make_collator(config)
-    first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
-    collate([prepared.train_dataset[i] for i in first])
+    streamed = isinstance(prepared.train_dataset, IterableDataset)
+    if not streamed:
+        first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
+        collate([prepared.train_dataset[i] for i in first])
+    else:
+        # accelerate gives each process its own shards of a `datasets.IterableDataset` only when the main process
+        # does not read every batch and dispatch it (its default for iterable datasets)
+        training_args = dataclasses.replace(training_args, accelerator_config=dataclasses.replace(
+            training_args.accelerator_config, dispatch_batches=False))
     # Each batch's random draws (augmentation, masking, sampling in the dataset) from its own seed, whenever it
     # is fetched: a resumed run fetches the batches it resumes with again, and must draw what the uninterrupted
     # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples.
@@ -233,14 +254,15 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
             raise HfSslError(f"--augment_on_device true: {method.name}'s examples are not images of one size, "
                              "they are collated where they are fetched")
         on_device = False
-    collator = SeededCollator(collate, prepared.train_dataset, training_args.seed, training_args.process_index,
-                              on_device=on_device)
+    collator = SeededCollator(collate, None if streamed else prepared.train_dataset, training_args.seed,
+                              training_args.process_index, on_device=on_device)
     # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
     # this callback calls once per optimizer step (a no-op for most methods).
     online = None if online_spec is None else modality.online_evaluation(config, dataset, prepared, online_spec)
     if online is not None and training_args.process_index == 0:
         print(f"Evaluating during training: {online.description}")
-    trainer = SSLTrainer(model=model, args=training_args, train_dataset=BatchIndices(prepared.train_dataset),
+    trainer = SSLTrainer(model=model, args=training_args,
+                         train_dataset=prepared.train_dataset if streamed else BatchIndices(prepared.train_dataset),
                          eval_dataset=online, data_collator=collator,
                          callbacks=[OptimizerStepCallback(), NonFiniteGuardCallback(args.on_nonfinite),
                                     SeededCollationCallback(collator)])
@@ -454,7 +476,8 @@ def _run_info(method, modality, args, config, dataset, trainer, num_examples, tr
         dataset=dataset.name, dataset_name=dataset.name, train_split=dataset.train_split,
         num_train_images=num_examples, model_name=out_dir.resolve().name,
         architecture=type(encoder).__name__,
-        global_step=trainer.state.global_step, epochs=trainer.state.global_step * effective_batch / max(num_examples, 1),
+        global_step=trainer.state.global_step,
+        epochs=trainer.state.global_step * effective_batch / max(num_examples, 1) if num_examples else None,
         effective_batch_size=effective_batch, learning_rate=targs.learning_rate,
         lr_scheduler_type=str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
         warmup=targs.warmup_steps, weight_decay=targs.weight_decay,

@@ -63,7 +63,7 @@ class SeededCollator:
     step receives (`collate_on_device`, called by the trainer once the batch is on its device): on a GPU, the CPU only
     decodes. The draws are the same seeded ones, so on one device both ways give the same batches bit for bit."""
 
-    def __init__(self, collate: Callable[[list[Any]], Any], dataset: Dataset, seed: int, process_index: int = 0,
+    def __init__(self, collate: Callable[[list[Any]], Any], dataset: Dataset | None, seed: int, process_index: int = 0,
                  on_device: bool = False):
         self.collate = collate
         self.dataset = dataset
@@ -77,15 +77,20 @@ class SeededCollator:
     def start_epoch(self, epoch: int, first_batch: int = 0) -> None:
         self.epoch, self.first_batch, self._collated = epoch, first_batch, 0
 
-    def __call__(self, indices: list[int]) -> Any:
+    def __call__(self, items: list[Any]) -> Any:
+        """`items`: indices into `dataset`, or, with `dataset` None, the examples themselves (a streamed dataset,
+        which the data loader iterates: whatever it draws, it draws when its examples are read)."""
         # DataLoader workers take batches in turn: worker w of W collates batches w, w + W, w + 2W, ...
         worker = get_worker_info()
         workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
         batch = self.first_batch + self._collated * workers + worker_id
         self._collated += 1
         seed = batch_seed(self.seed, self.process_index, self.epoch, batch)
-        with seeded_generators(seed):
-            examples = [self.dataset[i] for i in indices]
+        if self.dataset is None:
+            examples = list(items)
+        else:
+            with seeded_generators(seed):
+                examples = [self.dataset[i] for i in items]
         if self.on_device:
             return {DEFERRED_EXAMPLES: default_collate(examples), DEFERRED_SEED: collation_seed(seed)}
         with seeded_generators(collation_seed(seed)):
@@ -128,12 +133,18 @@ class SeededCollationCallback(TrainerCallback):
 
     def __init__(self, collator: SeededCollator):
         self.collator = collator
+        self.passes = 0  # over a streamed dataset, in this process
 
     def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        train_dataloader=None, **kwargs) -> None:
         batches = len(train_dataloader) if has_length(train_dataloader) else None
-        if batches is None:  # an iterable dataset: one endless epoch, as Trainer runs it with max_steps
-            self.collator.start_epoch(0, state.global_step * args.gradient_accumulation_steps)
+        if batches is None:
+            # A streamed dataset: Trainer starts an epoch at each pass over the stream, and a resumed run skips the
+            # batches it has trained on by reading and collating them again (accelerate's `skip_first_batches`), so
+            # batch numbers restart at 0 in each pass. (A run resumed after its first pass does not skip the right
+            # batches: Trainer counts the steps of an iterable dataset's epoch as `max_steps`.)
+            self.collator.start_epoch(self.passes, 0)
+            self.passes += 1
             return
         steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
         epoch, step_in_epoch = divmod(state.global_step, steps_per_epoch)
