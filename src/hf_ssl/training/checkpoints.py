@@ -59,8 +59,10 @@ def last_complete_checkpoint(checkpoints_dir: str | os.PathLike, remove_incomple
 
 class OutputLock:
     """An exclusive lock on OUT for the length of a run: a second run into the same OUT is refused with one line
-    instead of both writing the same checkpoints. `flock` locks belong to the open file, so the kernel releases a
-    crashed (even SIGKILLed) run's lock: no stale lock is ever left to delete by hand. The file stays in OUT (empty,
+    instead of both writing the same checkpoints. A POSIX record lock (`lockf`) belongs to the process, so the kernel
+    releases a crashed (even SIGKILLed) run's lock: no stale lock is ever left to delete by hand. Not `flock`: its
+    lock belongs to the open file, which forked DataLoader workers share, and a worker outliving its killed run by
+    the seconds it takes to notice kept OUT locked against the re-run. The file stays in OUT (empty,
     hidden, in OUT/checkpoints, which is never pushed); unlinking it on exit would let a third run lock a new inode
     while a second still holds the old one."""
 
@@ -77,7 +79,7 @@ class OutputLock:
             raise HfSslError(f"cannot create --output_dir {self.out_dir}: {e.strerror}") from None
         self._file = open(self.path, "a+")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             self._file.close()
             self._file = None
@@ -94,6 +96,6 @@ class OutputLock:
         # lock was its only file. Removed while still locked, so no other run can have taken it meanwhile.
         if self._created_out_dir and [p for p in self.out_dir.rglob("*") if p.is_file()] == [self.path]:
             shutil.rmtree(self.out_dir, ignore_errors=True)
-        fcntl.flock(self._file, fcntl.LOCK_UN)
+        fcntl.lockf(self._file, fcntl.LOCK_UN)
         self._file.close()
         self._file = None
