@@ -246,16 +246,11 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
             training_args.accelerator_config, dispatch_batches=False))
     # Each batch's random draws (augmentation, masking, sampling in the dataset) from its own seed, whenever it
     # is fetched: a resumed run fetches the batches it resumes with again, and must draw what the uninterrupted
-    # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples.
-    on_device = args.augment_on_device == "true" or (args.augment_on_device == "auto"
-                                                     and training_args.device.type == "cuda")
-    if on_device and not prepared.examples_stack:
-        if args.augment_on_device == "true":
-            raise HfSslError(f"--augment_on_device true: {method.name}'s examples are not images of one size, "
-                             "they are collated where they are fetched")
-        on_device = False
+    # run drew. Trainer's data loader therefore samples indices; the collator fetches the examples (a stream's
+    # examples come in the stream's own seeded order, and only their collation is seeded so).
     collator = SeededCollator(collate, None if streamed else prepared.train_dataset, training_args.seed,
-                              training_args.process_index, on_device=on_device)
+                              training_args.process_index,
+                              on_device=_collates_on_device(args.augment_on_device, training_args, prepared, method))
     # The method's per-step side effects (EMA teachers, schedules, queues) run in its `on_optimizer_step`, which
     # this callback calls once per optimizer step (a no-op for most methods).
     online = None if online_spec is None else modality.online_evaluation(config, dataset, prepared, online_spec)
@@ -270,6 +265,16 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     # what the data's own callbacks add (the semi-supervised monitor's pseudo-label accuracy)
     trainer.callback_handler.callbacks[:0] = [CollapseMonitorCallback(), LossTermsCallback(), *prepared.callbacks]
     return trainer, prepared
+
+
+def _collates_on_device(requested: str, training_args: TrainingArguments, prepared: PreparedData,
+                        method: Method) -> bool:
+    """`--augment_on_device`: "true", or "auto" on a GPU, where the data's examples stack (images of one size)."""
+    if requested == "true" and not prepared.examples_stack:
+        raise HfSslError(f"--augment_on_device true: {method.name}'s examples are not images of one size, they are "
+                         "collated where they are fetched")
+    return prepared.examples_stack and (requested == "true" or (requested == "auto"
+                                                                and training_args.device.type == "cuda"))
 
 
 AUTO_LOADER_WORKERS = -1  # `--dataloader_num_workers -1`, the CLI's default: chosen by `loader_workers`
