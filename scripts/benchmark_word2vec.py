@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -48,18 +46,6 @@ def write_corpus(folder: Path, with_wikipedia: bool) -> dict[str, int]:
     return {name: len(documents) for name, documents in texts.items()}
 
 
-def run_gensim(sentences, epochs: int, workers: int, seed: int):
-    from gensim.models import Word2Vec
-
-    model = Word2Vec(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, sg=1, hs=0, workers=workers,
-                     seed=seed)
-    model.build_vocab(sentences)
-    start = time.perf_counter()
-    model.train(sentences, total_examples=model.corpus_count, epochs=epochs)
-    seconds = time.perf_counter() - start
-    return model.wv, seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
@@ -75,8 +61,9 @@ def main() -> None:
     from gensim.test.utils import datapath
 
     from hf_ssl.data.text import load_text_corpus
-    from hf_ssl.data.word_vocabulary import WORD_PATTERN
     from hf_ssl.evaluation.word_vectors import evaluate_word_vectors, load_word_vectors
+    from hf_ssl.modeling.word2vec import Word2VecConfig
+    from hf_ssl.modeling.word2vec.reference_gensim import gensim_sentences, train_gensim
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="w2v-bench-"))
     corpus_dir = work / "corpus"
@@ -84,14 +71,15 @@ def main() -> None:
     documents = write_corpus(corpus_dir, not args.no_wikipedia)
     spec = f"text:{corpus_dir}/*.txt"
     train_texts = load_text_corpus(spec)["train"]["text"]
-    pattern = re.compile(WORD_PATTERN)
-    sentences = [pattern.findall(text.lower()) for text in train_texts]
+    sentences = gensim_sentences(train_texts)
     tokens = sum(len(s) for s in sentences)
     print(f"corpus: {documents} documents; train split {len(train_texts)} documents, {tokens} tokens")
 
     rows = []
     # gensim
-    wv, seconds = run_gensim(sentences, args.epochs, args.workers, args.seed)
+    # the `small` preset's hyperparameters (Word2VecConfig's defaults: word2vec.c's), as `hf-ssl benchmark --reference`
+    model, seconds = train_gensim(Word2VecConfig(), sentences, args.epochs, args.workers, args.seed)
+    wv = model.wv
     in_vocab = sum(1 for s in sentences for w in s if w in wv.key_to_index)
     scores = evaluate_word_vectors(wv.vectors, wv.index_to_key, ["word-similarity", "analogy"])
     own_rho = wv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1].statistic

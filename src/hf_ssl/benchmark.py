@@ -14,6 +14,9 @@ Measured in one run, so that ratios hold on a noisy machine (absolute times drif
 
 `--reference` times the method's independent reference implementation (`Method.reference_model`, e.g. transformers'
 ViTMAEForPreTraining for MAE) in the same plain loop, in alternation with the method's model, with the same weights.
+A method whose reference trains end to end instead (`Method.reference_training`: word2vec's is gensim's Word2Vec)
+is compared on whole training runs: the reference, then `hf-ssl pretrain`, for the preset's epochs on the same
+dataset, each side's training time (setup excluded) and the units per second both trained on (word2vec: words/s).
 """
 
 from __future__ import annotations
@@ -140,6 +143,36 @@ def end_to_end(method: Method, preset: str, steps: int, bf16: bool) -> dict[str,
             "data_wait_share": shares[-1] if shares else None, "seconds": seconds}
 
 
+def pretrain_seconds(method: Method, preset: str, dataset: str | None, epochs: int) -> float:
+    """`hf-ssl pretrain` for `epochs` epochs in a subprocess, without checkpoints or evaluation: Trainer's training
+    time in seconds (data preparation and export excluded)."""
+    with tempfile.TemporaryDirectory(prefix="hf-ssl-benchmark-") as out:
+        command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", method.name, "--preset", preset,
+                   *(["--dataset", dataset] if dataset else []), "--num_train_epochs", str(epochs),
+                   "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
+                   "--eval_protocols", "none", "--eval_baselines", "false", "--output_dir", out]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise HfSslError(f"the training run failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        return json.loads((Path(out) / "ssl" / "training_info.json").read_text())["train_minutes"] * 60
+
+
+def training_beside_reference(method: Method, preset: str, dataset: str | None, config, loaded: Any,
+                              threads: int) -> dict[str, Any]:
+    """The method's reference (`Method.reference_training`) and `hf-ssl pretrain`, each trained for the preset's
+    epochs on the same data; both trained on the reference's count of units (word2vec: in-vocabulary words x
+    epochs, the same vocabulary rule on the same tokens), so the ratio of units/s is that of the training times."""
+    epochs = int(method.presets[preset].training.get("num_train_epochs", 1))
+    reference = method.reference_training(config, loaded, epochs, threads)
+    seconds = pretrain_seconds(method, preset, dataset, epochs)
+    runs = [{"name": f"hf-ssl {method.display_name}", "seconds": seconds},
+            {"name": reference.name, "seconds": reference.seconds}]
+    for run in runs:
+        run[f"{reference.unit}_per_second"] = reference.units / run["seconds"]
+    return {"epochs": epochs, "unit": reference.unit, "units": reference.units, "runs": runs,
+            "speed_ratio": reference.seconds / seconds}
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -147,10 +180,11 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def run_benchmark(method: Method, preset: str | None = None, dataset: str | None = None, steps: int = 10,
-                  e2e_steps: int = 20, reference: bool = False, bf16: bool = False) -> dict[str, Any]:
+                  e2e_steps: int = 20, reference: bool = False, bf16: bool = False,
+                  reference_threads: int = 2) -> dict[str, Any]:
     """Every measurement of the module docstring, as a dict (what `--json` prints)."""
     preset = preset or method.default_preset
-    if reference and method.reference_model is None:
+    if reference and method.reference_model is None and method.reference_training is None:
         raise HfSslError(f"{method.name} has no reference implementation to compare with (--reference)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     args = PretrainArguments(method=method.name, preset=preset, dataset=dataset)
@@ -172,7 +206,7 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
     torch.manual_seed(0)
     model = method.model_class(config).to(device)
     models = {f"hf-ssl {method.display_name}": model}
-    if reference:
+    if reference and method.reference_model is not None:
         reference_model = method.reference_model(model).to(device)
         models[type(reference_model).__name__] = reference_model
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
@@ -189,6 +223,9 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
                  "share_if_not_overlapped": data_seconds / (data_seconds + ours.seconds_per_step)},
         "end_to_end": end_to_end(method, preset, e2e_steps, bf16) if e2e_steps > 0 else None,
         "peak_memory_mb": peak_memory_mb(device),
+        "training_beside_reference": (training_beside_reference(method, preset, dataset, config, loaded,
+                                                                reference_threads)
+                                      if reference and method.reference_training is not None else None),
     }
 
 
@@ -217,7 +254,17 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"end to end (hf-ssl pretrain): {e2e['examples_per_second']:.1f} examples/s, waiting for data "
                      f"{share} of the time")
     lines.append(f"peak memory: {result['peak_memory_mb']:.0f} MB")
+    training = result["training_beside_reference"]
+    if training:
+        runs, unit = training["runs"], training["unit"]
+        lines += ["", f"training, {training['epochs']} epochs on {result['dataset']} ({training['units']:,} {unit}; "
+                  "setup excluded)", "", "| training | " + " | ".join(r["name"] for r in runs) + " |",
+                  "|---|" + "---|" * len(runs),
+                  f"| {unit}/s | " + " | ".join(f"{r[f'{unit}_per_second']:,.0f}" for r in runs) + " |",
+                  "| seconds | " + " | ".join(f"{r['seconds']:.1f}" for r in runs) + " |",
+                  f"\nhf-ssl / {runs[1]['name']} {unit}/s: {training['speed_ratio']:.2f}x"]
     return "\n".join(lines)
 
 
-__all__ = ["format_table", "matmul_peak", "run_benchmark", "time_training_steps"]
+__all__ = ["format_table", "matmul_peak", "pretrain_seconds", "run_benchmark", "time_training_steps",
+           "training_beside_reference"]

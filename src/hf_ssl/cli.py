@@ -254,6 +254,8 @@ def benchmark(argv: list[str]) -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed model steps (after 2 warm-up steps)")
     parser.add_argument("--e2e_steps", type=int, default=20, help="optimizer steps of the end-to-end run (0: skip)")
     parser.add_argument("--reference", action="store_true", help="also time the reference implementation")
+    parser.add_argument("--reference_threads", type=int, default=2,
+                        help="threads of a reference that trains end to end (word2vec: gensim's workers)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (both implementations)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -265,7 +267,8 @@ def benchmark(argv: list[str]) -> None:
     method = get_method(args.method)
     if args.preset is not None and args.preset not in method.presets:
         raise HfSslError(f"unknown preset '{args.preset}' for {method.name} (available: {', '.join(method.presets)})")
-    result = run_benchmark(method, args.preset, args.dataset, args.steps, args.e2e_steps, args.reference, args.bf16)
+    result = run_benchmark(method, args.preset, args.dataset, args.steps, args.e2e_steps, args.reference, args.bf16,
+                           args.reference_threads)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 

@@ -30,6 +30,16 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class ReferenceTraining:
+    """What a reference implementation that trains end to end (`Method.reference_training`) reports."""
+
+    name: str        # "gensim Word2Vec (workers=2)"
+    seconds: float   # its training time (vocabulary building and other setup excluded)
+    units: int       # what it trained on, in `unit`s: word2vec's in-vocabulary corpus words x epochs
+    unit: str        # "words"
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     summary: str                       # one line for `hf-ssl list` and model cards
@@ -52,6 +62,12 @@ class Method:
     # --reference` times it beside the method: MAE's is transformers' ViTMAEForPreTraining); called with the method's
     # model, returns a module whose forward takes the method's batch and returns an output with `.loss`
     reference_model: Callable[[PreTrainedModel], torch.nn.Module] | None = None
+    # an independent implementation that trains end to end, for a method whose reference has no step to time on the
+    # method's batch (word2vec's: gensim's Word2Vec, a C loop over the corpus): called with the method's config (its
+    # data-dependent fields set), the modality's loaded dataset, the epochs and the reference's threads, it trains on
+    # the dataset's training split with the config's hyperparameters; `hf-ssl benchmark --reference` trains the
+    # method (`hf-ssl pretrain`) for the same epochs on the same data and compares the two training times
+    reference_training: Callable[[PretrainedConfig, Any, int, int], ReferenceTraining] | None = None
 
 
 METHODS: dict[str, Method] = {}

@@ -5,6 +5,7 @@ from ...data.word_vocabulary import concatenate_examples
 from ...registry import Method, Preset
 from .configuration_word2vec import Word2VecConfig
 from .modeling_word2vec import Word2VecModel, Word2VecOutput
+from .reference_gensim import gensim_reference
 
 
 def make_collator(config: Word2VecConfig):
@@ -62,6 +63,7 @@ METHOD = Method(
     display_name="word2vec",
     auto_classes=("AutoModel",),
     tags=("word2vec", "word-embeddings", "skip-gram", "cbow"),
+    reference_training=gensim_reference,  # gensim's Word2Vec (word2vec.c's algorithm), same corpus and hyperparameters
     limitations=(
         "One vector per word type: no context, no sense distinctions; words below min_count and anything outside "
         "the training corpus map to [UNK], whose vector is untrained. Quality grows with the corpus: a few million "
