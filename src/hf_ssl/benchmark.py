@@ -79,7 +79,7 @@ def time_training_steps(models: dict[str, torch.nn.Module], batch: dict[str, Any
                         peak: float) -> list[StepTiming]:
     """Forward + backward + optimizer step of each model on `batch`, the models in alternation (so that a slow phase
     of a noisy machine hits them alike); the median step time of each. The optimizer is AdamW, or the one a method
-    model names in `optimizer_override` (word2vec's SparseAdam), as `hf-ssl pretrain` builds it."""
+    model names in `optimizer_override` (word2vec's LazyAdam), as `hf-ssl pretrain` builds it."""
     device = next(next(iter(models.values())).parameters()).device
     arguments = TrainingArguments(output_dir="unused", learning_rate=1e-6, report_to=[])
 

@@ -14,7 +14,7 @@ callbacks, the export, the plots and the evaluation know nothing else about a me
   input), set by `forward`.
 - **the optimiser**: `no_weight_decay()` names parameters kept out of weight decay (a learned temperature);
   `optimizer_override(args)` names the optimizer a method must train with instead of `--optim` (word2vec's sparse
-  embedding gradients need `torch.optim.SparseAdam`), None for all others.
+  embedding gradients need a lazy Adam: `hf_ssl.nn.lazy_adam.LazyAdam`), None for all others.
 - **the card's plot**: `preview(pixel_values, generator)` shows what the model makes of a few images (MAE's and
   SimMIM's reconstructions); None for methods without one.
 - **features**: `feature_pooling` says how one vector is read from a token backbone's output (ViT): the mean of the

@@ -19,9 +19,10 @@ def make_collator(config: Word2VecConfig):
 # words add up and training diverged (measured on Austen, and again with sparse updates on batches of 8,000 words;
 # batches of 1,000 words were stable but a Trainer step per 1,000 words costs more than the words), so the presets
 # average the loss over the batch's pairs and use Adam (per-parameter step sizes absorb the frequency differences),
-# with the same linear decay to 0 and no gradient clipping or weight decay. The model trains with SparseAdam
-# (`optimizer="sparse_adam"`, Word2VecConfig: only the batch's rows and their moments are updated), which
-# replaces `optim` below; `--optimizer trainer` gives dense gradients and `--optim`. Dense AdamW on Austen + Lee
+# with the same linear decay to 0 and no gradient clipping or weight decay. The model trains with a lazy Adam
+# (`optimizer="sparse_adam"`, Word2VecConfig; `hf_ssl.nn.lazy_adam`: only the batch's rows and their moments are
+# updated, SparseAdam's update), which replaces `optim` below; `--optimizer trainer` gives dense gradients and
+# `--optim`. Dense AdamW on Austen + Lee
 # (750k tokens, batches of 8,000 words), analogy accuracy after one epoch: lr 0.02 0.5%, 0.05 2.6% (gensim 2.3%);
 # after three: lr 0.05 6.7% (rho 0.22), 0.1 6.5% (rho 0.26). SparseAdam with shared noise words, Austen + Lee +
 # Wikipedia, 5 epochs: lr 0.05 rho 0.41 / 6.2%, 0.1 0.19 / 2.8%, 0.2 0.14 / 1.5% (noise pool of 64, not groups).

@@ -42,8 +42,8 @@ class Word2VecConfig(PretrainedConfig):
     noise_words (`int`, defaults to 32): noise words drawn per group; each weighs `negative / noise_words`, so a
         pair's expected loss is the paper's with `negative` noise words.
     optimizer (`str`, defaults to "sparse_adam"): "sparse_adam": the embeddings' gradients are sparse (only the
-        rows of a batch's words) and the model trains with `torch.optim.SparseAdam` (Adam on the touched rows only,
-        whatever `--optim` says), so a step costs what its batch holds, not the 2 x vocabulary x dimension dense
+        rows of a batch's words) and the model trains with a lazy Adam (`hf_ssl.nn.lazy_adam.LazyAdam`, the update of
+        `torch.optim.SparseAdam`: Adam on the touched rows only, whatever `--optim` says), so a step costs what its batch holds, not the 2 x vocabulary x dimension dense
         gradient and Adam update; "trainer": dense gradients and Trainer's `--optim`.
     loss_reduction (`str`, defaults to "mean"): the batch's loss is the "mean" or the "sum" over its pairs.
     vocab_size (`int`): words + 1 (the unknown word, last); set from the data before the model is built.

@@ -32,6 +32,7 @@ from transformers import TrainingArguments
 from transformers.utils import ModelOutput
 
 from ...losses.negative_sampling import banded_scores, context_counts, negative_sampling_loss, window_sum
+from ...nn.lazy_adam import LazyAdam
 from ..method_model import MethodModel
 from .configuration_word2vec import Word2VecConfig
 
@@ -119,13 +120,13 @@ class Word2VecModel(MethodModel):
         return Word2VecOutput(loss=loss, last_hidden_state=vectors)
 
     def optimizer_override(self, args: TrainingArguments) -> tuple[type[torch.optim.Optimizer], dict] | None:
-        """`optimizer="sparse_adam"`: `torch.optim.SparseAdam` with `--learning_rate`, `--adam_beta1/2` and
-        `--adam_epsilon` (it updates, and keeps moments of, only the rows a batch touched: the lazy Adam that
-        sparse embedding gradients need; dense Adam rejects them). "trainer": Trainer's `--optim`."""
+        """`optimizer="sparse_adam"`: lazy Adam (`hf_ssl.nn.lazy_adam.LazyAdam`, the update of
+        `torch.optim.SparseAdam` in plain row-index operations) with `--learning_rate`, `--adam_beta1/2` and
+        `--adam_epsilon`: it updates, and keeps moments of, only the rows a batch touched, as sparse embedding
+        gradients need (dense Adam rejects them). "trainer": Trainer's `--optim`."""
         if self.config.optimizer != "sparse_adam":
             return None
-        return torch.optim.SparseAdam, dict(lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                            eps=args.adam_epsilon)
+        return LazyAdam, dict(lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
 
     # ---- hf-ssl's training loop and export
     def exported_model(self) -> Word2VecModel:
