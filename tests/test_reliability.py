@@ -134,6 +134,19 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(t
     assert state["global_step"] == 4
 
 
+def test_all_finite_is_exact_on_huge_values_nan_inf_and_sparse_values():
+    from hf_ssl.training.callbacks import all_finite
+
+    huge = torch.tensor([[3e38, -3e38], [1e34, 0.0]])  # finite; squared they would overflow a 2-norm
+    assert bool(all_finite([huge, torch.zeros(0), torch.ones(3, dtype=torch.bfloat16)]))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        values = torch.ones(3, 2)
+        values[1, 0] = bad
+        sparse = torch.sparse_coo_tensor(torch.tensor([[0, 4, 0]]), values, (6, 2))  # a row twice: not coalesced
+        assert not bool(all_finite([huge, sparse]))
+    assert bool(all_finite([]))
+
+
 def test_non_finite_gradients_stop_or_skip_the_step():
     """stop raises before the optimizer step; skip leaves every parameter and AdamW's moments as they were."""
     from transformers import TrainerControl, TrainerState, TrainingArguments
