@@ -63,7 +63,7 @@ def main() -> None:
     from hf_ssl.data.text import load_text_corpus
     from hf_ssl.evaluation.word_vectors import evaluate_word_vectors, load_word_vectors
     from hf_ssl.modeling.word2vec import Word2VecConfig
-    from hf_ssl.modeling.word2vec.reference_gensim import gensim_sentences, train_gensim
+    from hf_ssl.references.gensim_word2vec import gensim_sentences, train_gensim
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="w2v-bench-"))
     corpus_dir = work / "corpus"

@@ -2,10 +2,10 @@
 transformers folder (loadable with `trust_remote_code=True`) plus the word2vec text format gensim reads."""
 
 from ...data.word_vocabulary import concatenate_examples
+from ...references.gensim_word2vec import gensim_reference
 from ...registry import Method, Preset
 from .configuration_word2vec import Word2VecConfig
 from .modeling_word2vec import Word2VecModel, Word2VecOutput
-from .reference_gensim import gensim_reference
 
 
 def make_collator(config: Word2VecConfig):

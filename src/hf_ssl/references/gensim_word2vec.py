@@ -4,7 +4,7 @@ pair at a time, in `workers` threads), trained on the same texts, words and hype
 scripts/benchmark_word2vec.py also scores its vectors.
 
 Words are split by hf-ssl's rule (`WORD_PATTERN`, lower-cased), so both sides count the same vocabulary
-(`min_count` over the same tokens) and train on the same words. Not part of the exported model's code.
+(`min_count` over the same tokens) and train on the same words.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import re
 import time
 from typing import Sequence
 
-from ...data.word_vocabulary import WORD_PATTERN
-from ...errors import HfSslError
-from ...registry import ReferenceTraining
-from .configuration_word2vec import Word2VecConfig
+from ..data.word_vocabulary import WORD_PATTERN
+from ..errors import HfSslError
+from ..modeling.word2vec.configuration_word2vec import Word2VecConfig
+from ..registry import ReferenceTraining
 
 
 def gensim_sentences(texts: Sequence[str]) -> list[list[str]]:
