@@ -179,25 +179,31 @@ def stream_images(split: datasets.IterableDataset, column: str, image_size: int,
     `STREAM_SHUFFLE_BUFFER` examples (and by shard) from `seed`, each image decoded as it is read (`decode_image`).
     Still a `datasets.IterableDataset`: accelerate gives each process of a multi-process run its own shards, and
     `datasets` each DataLoader worker its own share of those."""
-    if num_channels not in (1, 3):
-        raise HfSslError(f"num_channels must be 1 or 3, got {num_channels}")
-    if not isinstance(split.features.get(column), datasets.Image):
-        raise HfSslError(f"column '{column}' holds {split.features.get(column)}, not encoded images")
-    decode = _StreamDecoder(column, split.features[column].mode, image_size, "RGB" if num_channels == 3 else "L",
-                            min_size)
-    raw = split.select_columns([column]).cast_column(column, datasets.Image(decode=False))
-    return raw.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER).map(decode, remove_columns=[column])
+    decode = ImageDecoder(split.features, column, image_size, num_channels, min_size)
+    return undecoded(split, column).shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER).map(
+        decode.example, remove_columns=[column])
 
 
-class _StreamDecoder:
-    """`stream_images`' map function (a class, so that it pickles into DataLoader workers)."""
+class ImageDecoder:
+    """`decode_image` with a column's settings: what `ImageFileDataset` and `stream_images` call on each undecoded
+    value (an object, so that it pickles into DataLoader workers)."""
 
-    def __init__(self, column: str, feature_mode: str | None, size: int, mode: str, min_size: int):
-        self.column, self.feature_mode, self.size, self.mode, self.min_size = column, feature_mode, size, mode, min_size
+    def __init__(self, features: datasets.Features, column: str, image_size: int, num_channels: int,
+                 min_size: int = 1):
+        if num_channels not in (1, 3):
+            raise HfSslError(f"num_channels must be 1 or 3, got {num_channels}")
+        if not isinstance(features.get(column), datasets.Image):
+            raise HfSslError(f"column '{column}' holds {features.get(column)}, not encoded images")
+        self.column, self.feature_mode = column, features[column].mode
+        self.image_size, self.min_size = image_size, min_size
+        self.mode = "RGB" if num_channels == 3 else "L"
 
-    def __call__(self, example: dict) -> dict[str, torch.Tensor]:
-        return {"pixel_values": decode_image(example[self.column], self.feature_mode, self.size, self.mode,
-                                             self.min_size, index=-1)}
+    def __call__(self, value: dict | None, index: int = -1) -> torch.Tensor:
+        return decode_image(value, self.feature_mode, self.image_size, self.mode, self.min_size, index)
+
+    def example(self, row: dict) -> dict[str, torch.Tensor]:
+        """A row of the undecoded column as a training example."""
+        return {"pixel_values": self(row[self.column])}
 
 
 class ImageFileDataset(torch.utils.data.Dataset):
@@ -209,22 +215,14 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset: datasets.Dataset, column: str, image_size: int, num_channels: int,
                  min_size: int = 1):
-        if num_channels not in (1, 3):
-            raise HfSslError(f"num_channels must be 1 or 3, got {num_channels}")
-        if not isinstance(dataset.features.get(column), datasets.Image):
-            raise HfSslError(f"column '{column}' holds {dataset.features.get(column)}, not image files")
-        self.feature_mode = dataset.features[column].mode
+        self.decode = ImageDecoder(dataset.features, column, image_size, num_channels, min_size)
         self.rows = undecoded(dataset, column)
-        self.column, self.image_size, self.min_size = column, image_size, min_size
-        self.mode = "RGB" if num_channels == 3 else "L"
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        value = self.rows[int(index)][self.column]
-        return {"pixel_values": decode_image(value, self.feature_mode, self.image_size, self.mode, self.min_size,
-                                             int(index))}
+        return {"pixel_values": self.decode(self.rows[int(index)][self.decode.column], int(index))}
 
 
 def _decode(value: dict | None, feature_mode: str | None) -> PIL.Image.Image:
