@@ -50,7 +50,7 @@ def assert_no_local_paths(out, *local_paths) -> None:
 def pretrained_out(tmp_path_factory):
     """One tiny MAE pretraining on digits shared by the export tests (6 steps, checkpoint every 3)."""
     out = tmp_path_factory.mktemp("runs") / "mae-digits"
-    result = run_cli("pretrain", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
                      "--logging_steps", "1", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-5000:]
     return out, result

@@ -131,7 +131,7 @@ def test_presets_scale_lambda_with_the_projector_width():
     assert set(method.presets) == {"tiny", "small", "base"} and method.default_preset == "small"
     tiny, small, base = (method.presets[name].config for name in ("tiny", "small", "base"))
     assert tiny["lambda_offdiag"] == pytest.approx(1 / tiny["projection_dim"])
-    assert (small["backbone"], small["projection_dim"], small["lambda_offdiag"]) == ("resnet18", 2048, 5e-3)
+    assert (small["backbone"], small["projection_dim"], small["lambda_offdiag"]) == ("resnet18-half", 1024, 5e-3)
     assert (base["backbone"], base["projection_dim"], base["lambda_offdiag"]) == ("resnet50", 8192, 5e-3)
     training = method.presets["small"].training
     assert training["per_device_train_batch_size"] == 256 and 0 < training["warmup_steps"] < 1

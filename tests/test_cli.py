@@ -111,9 +111,34 @@ def test_pretraining_model_loads_with_trust_remote_code(pretrained_out):
     """, block_hf_ssl=False)
 
 
+def test_a_schedule_in_epochs_trains_at_least_min_steps(tmp_path):
+    """The `small` presets' epochs are sized for Fashion-MNIST; on a small dataset `--min_steps` (which they set)
+    raises the run to that many optimizer steps. digits: 1,437 training images in batches of 1,000 are 2 steps an
+    epoch, so one epoch with `--min_steps 5` trains 5 steps, as Trainer counts them."""
+    from transformers import TrainingArguments
+
+    from hf_ssl.training.pretrain import scheduled_steps
+
+    out = tmp_path / "min-steps"
+    result = run_cli("pretrain", "--method", "autoencoder", "--preset", "tiny", "--num_train_epochs", "1",
+                     "--min_steps", "5", "--per_device_train_batch_size", "1000", "--save_steps", "5",
+                     "--eval_protocols", "none", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((out / "checkpoints" / "checkpoint-5" / "trainer_state.json").read_text())
+    assert state["global_step"] == state["max_steps"] == 5
+    # enough epochs, an explicit --max_steps, or min_steps 0: the schedule is left as given (-1: count the epochs)
+    arguments = lambda **kw: TrainingArguments(output_dir=str(tmp_path), use_cpu=True,  # noqa: E731
+                                               per_device_train_batch_size=1000, **kw)
+    assert scheduled_steps(arguments(num_train_epochs=2), 1437, 5) == 5  # 4 steps < 5
+    assert scheduled_steps(arguments(num_train_epochs=3), 1437, 5) == -1  # 6 steps
+    assert scheduled_steps(arguments(num_train_epochs=2, gradient_accumulation_steps=2), 1437, 3) == 3  # 2 steps
+    assert scheduled_steps(arguments(max_steps=2), 1437, 5) == 2
+    assert scheduled_steps(arguments(num_train_epochs=1), 1437, 0) == -1
+
+
 def test_rerun_resumes_from_last_checkpoint(tmp_path):
     out = tmp_path / "resume"
-    common = ["pretrain", "--preset", "tiny", "--save_steps", "2", "--eval_protocols", "none", "--logging_steps", "1",
+    common = ["pretrain", "--method", "mae", "--preset", "tiny", "--save_steps", "2", "--eval_protocols", "none", "--logging_steps", "1",
               "--output_dir", str(out)]
     first = run_cli(*common, "--max_steps", "4")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -153,7 +178,7 @@ def test_imagefolder_with_mixed_modes_trains(tmp_path):
     _write_images(data, [(f"{cls}/{i}.png", mode, 12 + i) for cls in ("a", "b")
                          for i, mode in enumerate(["L", "RGB", "RGBA", "P", "RGB", "L"])])
     out = tmp_path / "out"
-    result = run_cli("pretrain", "--preset", "tiny", "--dataset", f"imagefolder:{data}", "--max_steps", "2",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--dataset", f"imagefolder:{data}", "--max_steps", "2",
                      "--per_device_train_batch_size", "4", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.safetensors").is_file()
@@ -172,7 +197,7 @@ def test_local_hub_layout_dataset_trains(tmp_path):
     for split in ("train", "test"):
         datasets.Dataset.from_dict(rows, features=features).to_parquet(str(repo / "data" / f"{split}-00000-of-00001.parquet"))
     out = tmp_path / "out"
-    result = run_cli("pretrain", "--preset", "tiny", "--dataset", str(repo), "--max_steps", "2", "--knn_k", "3",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--dataset", str(repo), "--max_steps", "2", "--knn_k", "3",
                      "--per_device_train_batch_size", "4", "--output_dir", str(out),
                      env={"HF_DATASETS_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -222,7 +247,7 @@ def test_user_errors_are_one_line_and_leave_no_output(case, tmp_path, capsys):
     if "--output_dir" not in args:
         args = [*args, "--output_dir", str(out)]
     with pytest.raises(SystemExit) as exit_info:
-        main(["pretrain", "--preset", "tiny", "--max_steps", "1", "--eval_protocols", "none", *args])
+        main(["pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "1", "--eval_protocols", "none", *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip() and "requires torchvision" not in line]
@@ -232,7 +257,7 @@ def test_user_errors_are_one_line_and_leave_no_output(case, tmp_path, capsys):
 
 
 def test_user_error_in_a_real_process_has_no_traceback(tmp_path):
-    result = run_cli("pretrain", "--mask_ratio", "0", "--output_dir", str(tmp_path / "out"))
+    result = run_cli("pretrain", "--method", "mae", "--mask_ratio", "0", "--output_dir", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "hf-ssl: error: invalid mae configuration: mask_ratio must be in (0, 1), got 0.0"]
@@ -245,7 +270,7 @@ def test_backbone_checkpoint_initialises_the_encoder(pretrained_out, tmp_path):
     source, _ = pretrained_out
     out = tmp_path / "continued"
     # lr 0: training changes nothing, so the exported encoder must be exactly the checkpoint's weights.
-    result = run_cli("pretrain", "--preset", "tiny", "--backbone", str(source), "--max_steps", "1",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--backbone", str(source), "--max_steps", "1",
                      "--learning_rate", "0", "--eval_protocols", "none", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     before, after = load_file(source / "model.safetensors"), load_file(out / "model.safetensors")
@@ -256,7 +281,7 @@ def test_backbone_checkpoint_initialises_the_encoder(pretrained_out, tmp_path):
 
 def test_method_flags_reach_the_config(tmp_path):
     out = tmp_path / "flags"
-    result = run_cli("pretrain", "--preset", "tiny", "--mask_ratio", "0.5", "--norm_pix_loss", "false",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--mask_ratio", "0.5", "--norm_pix_loss", "false",
                      "--decoder_hidden_size", "16", "--max_steps", "1", "--eval_protocols", "none",
                      "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -22,7 +22,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def pretrain_command(out: Path, *extra: str) -> list[str]:
     """4 steps of the tiny MAE on 2 processes, a checkpoint every 2."""
-    return [*TORCHRUN, "-m", "hf_ssl.cli", "pretrain", "--preset", "tiny", "--max_steps", "4", "--save_steps", "2",
+    return [*TORCHRUN, "-m", "hf_ssl.cli", "pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "4", "--save_steps", "2",
             "--logging_steps", "1", "--seed", "0", "--per_device_train_batch_size", "8", "--output_dir", str(out),
             *extra]
 

@@ -42,7 +42,7 @@ def evaluated_run(tmp_path_factory):
     """The shared MAE run's command with `--eval_steps 3` and `--eval_on_start`, in an OUT of its own (no other test
     re-evaluates it)."""
     out = tmp_path_factory.mktemp("online") / "evaluated"
-    result = run_cli("pretrain", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
                      "--logging_steps", "1", "--eval_steps", "3", "--eval_on_start", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result

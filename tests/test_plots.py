@@ -238,7 +238,7 @@ def test_without_matplotlib_the_run_succeeds_without_plots(tmp_path):
         import sys
         sys.modules["matplotlib"] = None   # as if it were not installed
         from hf_ssl.cli import main
-        main(["pretrain", "--preset", "tiny", "--max_steps", "1", "--eval_protocols", "none",
+        main(["pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "1", "--eval_protocols", "none",
               "--output_dir", {str(out)!r}])
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)

@@ -219,7 +219,7 @@ def test_pretrain_runs_the_requested_extra_protocols(tmp_path):
     from hf_ssl.cli import main
 
     image_out, text_out = tmp_path / "mae", tmp_path / "mlm"
-    main(["pretrain", "--preset", "tiny", "--max_steps", "2", "--eval_protocols", "knn,few-shot", "--report_to", "none",
+    main(["pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "2", "--eval_protocols", "knn,few-shot", "--report_to", "none",
           "--output_dir", str(image_out)])
     few = json.loads((image_out / "eval_results.json").read_text())["few-shot"]
     assert few["params"]["shots"] == 10 and len(few["params"]["episode_accuracies"]) == 5 and 0 < few["value"] <= 1

@@ -209,9 +209,9 @@ def _not_from_pretrain(tmp_path: Path) -> Path:
     ("repo id with a space", ["push", "{out}", "--repo_id", "org/tiny mae"], "invalid repo id 'org/tiny mae'"),
     ("repo id the Hub refuses", ["push", "{out}", "--repo_id", "org/tiny--mae"], "invalid repo id 'org/tiny--mae'"),
     ("no repo id", ["push", "{out}"], "the following arguments are required: --repo_id"),
-    ("push_to_hub without repo", ["pretrain", "--preset", "tiny", "--max_steps", "1", "--output_dir", "{tmp}/run",
+    ("push_to_hub without repo", ["pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "1", "--output_dir", "{tmp}/run",
                                   "--push_to_hub"], "--push_to_hub needs --hub_model_id ORG/NAME"),
-    ("push_to_hub with a bad repo", ["pretrain", "--preset", "tiny", "--max_steps", "1", "--output_dir", "{tmp}/run",
+    ("push_to_hub with a bad repo", ["pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "1", "--output_dir", "{tmp}/run",
                                      "--push_to_hub", "--hub_model_id", "nope"], "invalid repo id 'nope'"),
 ])
 def test_bad_push_input_is_one_line_before_any_network(case, args, expected, pushed_run, tmp_path, capsys):

@@ -79,7 +79,7 @@ def test_the_same_seed_gives_bit_identical_mae_weights(pretrained_out, tmp_path)
     GPU run does), not in the data loader: the same seeded draws, so the same weights."""
     out, _ = pretrained_out
     again = tmp_path / "again"
-    result = run_cli("pretrain", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
+    result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
                      "--logging_steps", "1", "--augment_on_device", "true", "--output_dir", str(again))
     assert result.returncode == 0, result.stderr[-3000:]
     assert_identical(ssl_weights(out), ssl_weights(again))
@@ -120,7 +120,7 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(t
     """What SIGKILL during Trainer's write of checkpoint-4 leaves (weights written, trainer_state.json not yet):
     Trainer's own resume ends in "Can't find a valid checkpoint"; the re-run resumes from checkpoint-2."""
     out = tmp_path / "out"
-    common = ["pretrain", "--preset", "tiny", "--save_steps", "2", "--eval_protocols", "none", "--logging_steps", "1",
+    common = ["pretrain", "--method", "mae", "--preset", "tiny", "--save_steps", "2", "--eval_protocols", "none", "--logging_steps", "1",
               "--output_dir", str(out)]
     first = run_cli(*common, "--max_steps", "4")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -235,7 +235,7 @@ def test_a_second_run_into_a_locked_out_is_refused_and_a_killed_holder_leaves_no
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = run_cli("pretrain", "--preset", "tiny", "--max_steps", "1", "--eval_protocols", "none",
+        result = run_cli("pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "1", "--eval_protocols", "none",
                          "--output_dir", str(out))
         assert result.returncode == 2
         assert result.stderr.strip().count("\n") == 0 and "another run is writing" in result.stderr, result.stderr
@@ -271,7 +271,7 @@ def test_a_run_killed_at_any_moment_and_rerun_ends_with_the_uninterrupted_weight
     the data loader's read-ahead."""
     out, _ = pretrained_out
     again = out.parent / "killed-twice"
-    command = ["pretrain", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
+    command = ["pretrain", "--method", "mae", "--preset", "tiny", "--max_steps", "6", "--save_steps", "3", "--seed", "0",
                "--logging_steps", "1", "--output_dir", str(again)]
     checkpoints = again / "checkpoints"
     assert run_and_kill(command, lambda: (checkpoints / "checkpoint-3" / "trainer_state.json").exists()) \

@@ -137,7 +137,7 @@ def test_presets_build():
     method = get_method("vicreg")
     assert set(method.presets) == {"tiny", "small", "base"} and method.default_preset == "small"
     small = method.presets["small"]
-    assert small.config["backbone"] == "resnet18" and small.training["per_device_train_batch_size"] == 256
+    assert small.config["backbone"] == "resnet18-half" and small.training["per_device_train_batch_size"] == 256
     assert isinstance(small.training["warmup_steps"], float) and 0 < small.training["warmup_steps"] < 1
     base = method.presets["base"].config
     assert (base["backbone"], base["projection_hidden_dim"], base["projection_dim"]) == ("resnet50", 8192, 8192)

@@ -2,6 +2,7 @@
 
 from ...data.collators import flip_collator
 from ...registry import Method, Preset
+from ..presets import SMALL_RESNET_HALF, fifteen_minute_schedule, fifteen_minutes
 from .configuration_autoencoder import AutoencoderConfig
 from .modeling_autoencoder import AutoencoderForPreTraining, ReconstructionOutput
 
@@ -18,11 +19,13 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18 at 32 px, bottleneck 128, decoder 128 wide from 4x4 (3 up-convolutions): small images on a CPU",
-        config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32), bottleneck_dim=128,
+        f"{SMALL_RESNET_HALF}, bottleneck 128, decoder 128 wide from 4x4 (3 up-convolutions), {fifteen_minutes(12)}",
+        config=dict(backbone="resnet18-half", backbone_overrides=dict(image_size=32), bottleneck_dim=128,
                     decoder_width=128),
-        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, num_train_epochs=50,
-                      warmup_steps=0.05),
+        # 12 epochs = 2,812 steps, 14 minutes at the 3.46 steps/s measured here. On digits, 12 epochs (72 steps)
+        # left kNN below the raw pixels (96.67% against 97.50%); the 300 steps of min_steps beat them (98.89%).
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, warmup_steps=0.05,
+                      **fifteen_minute_schedule(12)),
     ),
     "base": Preset(
         "ResNet-50 at 224 px, bottleneck 128, decoder 512 wide from 7x7 (5 up-convolutions)",

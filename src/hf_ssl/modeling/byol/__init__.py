@@ -3,7 +3,8 @@
 from ...data.collators import byol_views_collator
 from ...registry import Method, Preset
 from ..presets import (
-    PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, TINY_RESNET, trained_with_adamw_not_lars,
+    PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET_HALF, TINY_RESNET, fifteen_minute_schedule,
+    fifteen_minutes, trained_with_adamw_not_lars,
 )
 from .configuration_byol import BYOLConfig
 from .modeling_byol import BYOLForPreTraining, BYOLOutput
@@ -29,12 +30,13 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        f"{SMALL_RESNET}, projector 512 -> 1024 -> 256 and predictor "
-        "256 -> 1024 -> 256 (the paper's hidden = 2 x the 2048 ResNet-50 features, output 256), tau 0.996 -> 1",
-        config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
+        f"{SMALL_RESNET_HALF}, projector 256 -> 1024 -> 256 and predictor 256 -> 1024 -> 256 (the paper's hidden "
+        f"= 2 x the 2048 ResNet-50 features, output 256), tau 0.996 -> 1, {fifteen_minutes(8)}",
+        config=dict(backbone="resnet18-half", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=1024, projection_dim=256, prediction_hidden_dim=1024),
-        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, num_train_epochs=100,
-                      warmup_steps=0.05),
+        # 8 epochs = 1,875 steps, 13 minutes at the 2.36 steps/s measured here (two encoders, two views)
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, warmup_steps=0.05,
+                      **fifteen_minute_schedule(8)),
     ),
     "base": Preset(
         "the paper's ResNet-50 at 224 px, projector and predictor 4096 -> 256, batch 4096 (16 x 256), "

@@ -2,7 +2,10 @@
 
 from ...data.collators import simclr_views_collator
 from ...registry import Method, Preset
-from ..presets import PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET, tiny_preset
+from ..presets import (
+    PER_PROCESS_BATCH_NORM, RESNET_STEM_AT_32_PX, SMALL_RESNET_HALF, fifteen_minute_schedule, fifteen_minutes,
+    tiny_preset,
+)
 from .configuration_simsiam import SimSiamConfig
 from .modeling_simsiam import SimSiamForPreTraining, SimSiamOutput
 
@@ -27,12 +30,13 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        f"{SMALL_RESNET}, projector 512 -> 1024 -> 1024 -> 1024, predictor "
-        "1024 -> 256 -> 1024 (the paper's 4x bottleneck)",
-        config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32),
+        f"{SMALL_RESNET_HALF}, projector 256 -> 1024 -> 1024 -> 1024, predictor 1024 -> 256 -> 1024 (the paper's "
+        f"4x bottleneck), {fifteen_minutes(9)}",
+        config=dict(backbone="resnet18-half", backbone_overrides=dict(image_size=32),
                     projection_hidden_dim=1024, projection_dim=1024, prediction_hidden_dim=256),
-        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, num_train_epochs=100,
-                      warmup_steps=0.05),
+        # 9 epochs = 2,110 steps, 13 minutes at the 2.7 steps/s measured here
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, warmup_steps=0.05,
+                      **fifteen_minute_schedule(9)),
     ),
     "base": Preset(
         "the paper's ResNet-50 at 224 px, projector 2048 x 3 layers, predictor 2048 -> 512 -> 2048, batch 512 "
