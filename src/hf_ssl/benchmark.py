@@ -41,7 +41,7 @@ from .errors import HfSslError
 from .modalities import StartingPoint, get_modality
 from .modeling.method_model import MethodModel
 from .registry import Method
-from .training.pretrain import PretrainArguments, build_config
+from .training.pretrain import PretrainArguments, bf16_by_default, build_config
 
 
 @dataclass
@@ -90,8 +90,8 @@ def time_training_steps(models: dict[str, torch.nn.Module], batch: dict[str, Any
 
     optimizers = {name: optimizer(m) for name, m in models.items()}
 
-    def step(name: str) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    def step(name: str, autocast: bool = bf16) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss = models[name](**batch).loss
         loss.backward()
         optimizers[name].step()
@@ -101,8 +101,11 @@ def time_training_steps(models: dict[str, torch.nn.Module], batch: dict[str, Any
     flops = {}
     for name in models:
         models[name].train()
+        # The model's FLOPs, counted in fp32: MFU divides the model's work, not that of the kernels a precision
+        # picks (in bf16 on a CPU, hf-ssl's short-sequence attention runs the math backend, counted differently
+        # from the fused kernel's formula).
         with FlopCounterMode(display=False) as counter:
-            step(name)
+            step(name, autocast=False)
         flops[name] = counter.get_total_flops()
     times: dict[str, list[float]] = {name: [] for name in models}
     for index in range(steps + 2):  # two warm-up steps
@@ -131,7 +134,7 @@ def end_to_end(method: Method, preset: str, steps: int, bf16: bool) -> dict[str,
         command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", method.name, "--preset", preset,
                    "--max_steps", str(steps), "--logging_steps", str(logging), "--save_steps", str(steps),
                    "--eval_protocols", "none", "--eval_baselines", "false", "--output_dir", out,
-                   *(["--bf16", "true"] if bf16 else [])]
+                   "--bf16", "true" if bf16 else "false"]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise HfSslError(f"the end-to-end run failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -180,15 +183,18 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def run_benchmark(method: Method, preset: str | None = None, dataset: str | None = None, steps: int = 10,
-                  e2e_steps: int = 20, reference: bool = False, bf16: bool = False,
+                  e2e_steps: int = 20, reference: bool = False, bf16: bool | None = None,
                   reference_threads: int = 2) -> dict[str, Any]:
-    """Every measurement of the module docstring, as a dict (what `--json` prints)."""
+    """Every measurement of the module docstring, as a dict (what `--json` prints). `bf16` None: the precision
+    `hf-ssl pretrain` picks here by default (`bf16_by_default`)."""
     preset = preset or method.default_preset
     if reference and method.reference_model is None and method.reference_training is None:
         raise HfSslError(f"{method.name} has no reference implementation to compare with (--reference)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     args = PretrainArguments(method=method.name, preset=preset, dataset=dataset)
     config, _ = build_config(method, args, {})
+    if bf16 is None:
+        bf16 = bf16_by_default(config)
     modality = get_modality(method.modality)
     loaded = modality.load_dataset(args.data_spec())
     batch_size = method.presets[preset].training.get("per_device_train_batch_size", 8)
@@ -211,6 +217,11 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
         models[type(reference_model).__name__] = reference_model
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     timings = time_training_steps(models, batch, steps, bf16, peak)
+    if bf16 and len(models) > 1:
+        # the reference as it runs by default, in fp32: what a user of it without autocast gets
+        name, reference_model = list(models.items())[1]
+        timings += time_training_steps({f"{name} (fp32)": reference_model}, batch, steps, False,
+                                       matmul_peak(device, torch.float32))
     ours = timings[0]
     return {
         "method": method.name, "preset": preset, "dataset": loaded.name,
@@ -242,9 +253,9 @@ def format_table(result: dict[str, Any]) -> str:
             ("achieved GFLOP/s", lambda s: f"{s['achieved_flops'] / 1e9:.1f}"),
             ("MFU", lambda s: f"{100 * s['mfu']:.1f}%")]
     lines += [f"| {label} | " + " | ".join(cell(s) for s in steps) + " |" for label, cell in rows]
-    if len(steps) > 1:
-        lines.append(f"\nhf-ssl / {steps[1]['name']} examples/s: "
-                     f"{steps[0]['examples_per_second'] / steps[1]['examples_per_second']:.2f}x")
+    for other in steps[1:]:
+        lines.append(("\n" if other is steps[1] else "") + f"hf-ssl / {other['name']} examples/s: "
+                     f"{steps[0]['examples_per_second'] / other['examples_per_second']:.2f}x")
     data = result["data"]
     lines.append(f"\ndata pipeline: {1e3 * data['seconds_per_batch']:.1f} ms per batch, "
                  f"{100 * data['share_if_not_overlapped']:.1f}% of a step if nothing overlapped it")
@@ -252,7 +263,9 @@ def format_table(result: dict[str, Any]) -> str:
         e2e = result["end_to_end"]
         share = "n/a" if e2e["data_wait_share"] is None else f"{100 * e2e['data_wait_share']:.1f}%"
         lines.append(f"end to end (hf-ssl pretrain): {e2e['examples_per_second']:.1f} examples/s, waiting for data "
-                     f"{share} of the time")
+                     f"{share} of the time"
+                     + "".join(f"; {e2e['examples_per_second'] / other['examples_per_second']:.2f}x {other['name']}'s "
+                               "model step" for other in steps[1:]))
     lines.append(f"peak memory: {result['peak_memory_mb']:.0f} MB")
     training = result["training_beside_reference"]
     if training:

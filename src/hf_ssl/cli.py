@@ -86,7 +86,7 @@ def pretrain(argv: list[str]) -> None:
     from transformers import HfArgumentParser, TrainingArguments
 
     from .registry import get_method
-    from .training.pretrain import AUTO_LOADER_WORKERS, PretrainArguments, run_pretraining
+    from .training.pretrain import AUTO_LOADER_WORKERS, PretrainArguments, bf16_by_default, build_config, run_pretraining
     import hf_ssl  # noqa: F401
 
     # Stage 1: which method and preset, so stage 2 can offer that method's flags and recipe defaults.
@@ -114,7 +114,6 @@ def pretrain(argv: list[str]) -> None:
         output_dir=os.path.join("outputs", f"{method.name}-{dataset_slug}"), logging_steps=10, save_steps=500,
         save_total_limit=2, report_to="none", ddp_find_unused_parameters=False,
         dataloader_num_workers=AUTO_LOADER_WORKERS,  # the cores less one (`loader_workers`)
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         # Without a GPU, say so: TrainingArguments then accepts --bf16 (CPU autocast) instead of refusing it.
         use_cpu=not torch.cuda.is_available(),
         **method.presets[preset].training,
@@ -135,6 +134,10 @@ def pretrain(argv: list[str]) -> None:
     if unused:  # a preset's recipe names a key TrainingArguments does not have: a bug in the preset
         raise RuntimeError(f"preset {preset} sets unknown TrainingArguments: {sorted(vars(unused[0]))}")
     overrides = {k: v for k, v in dataclasses.asdict(method_flags).items() if v is not None}
+    if not any(arg == "--bf16" or arg.startswith("--bf16=") for arg in argv):
+        # Precision follows the hardware and the backbone (`bf16_by_default`); the card's hardware line says which.
+        config, _ = build_config(method, args, overrides)
+        training_args = dataclasses.replace(training_args, bf16=bf16_by_default(config))
     results = run_pretraining(method, args, training_args, overrides, portable_command(["hf-ssl", "pretrain", *argv]))
     # Every process tears its process group down itself, once nothing collective is left (the other processes
     # return right after training, the main one after the export): left to interpreter shutdown, gloo's threads
@@ -256,7 +259,10 @@ def benchmark(argv: list[str]) -> None:
     parser.add_argument("--reference", action="store_true", help="also time the reference implementation")
     parser.add_argument("--reference_threads", type=int, default=2,
                         help="threads of a reference that trains end to end (word2vec: gensim's workers)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (both implementations)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast, both implementations (default: what `hf-ssl pretrain` picks on this "
+                             "hardware for the method's backbone; with --reference in bf16 the reference is also "
+                             "timed in fp32)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
 

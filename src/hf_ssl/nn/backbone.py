@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from ..errors import HfSslError, first_line
+from .attention import ATTENTION_NAME
 from .backbone_presets import require_safetensors
 
 # Token-sequence backbones (a leading [CLS] token, no pooled output of ours).
@@ -150,4 +151,8 @@ def _interpolates(backbone: nn.Module) -> bool:
 
 
 def _model_kwargs(config: PretrainedConfig) -> dict:
-    return {"add_pooling_layer": False} if config.model_type in _OPTIONAL_POOLER_MODEL_TYPES else {}
+    kwargs = {"add_pooling_layer": False} if config.model_type in _OPTIONAL_POOLER_MODEL_TYPES else {}
+    if is_token_backbone(config) and config._attn_implementation in (None, "sdpa"):
+        # SDPA, on its math backend where the fused CPU kernel is slow (bf16, short sequences): `nn.attention`
+        kwargs["attn_implementation"] = ATTENTION_NAME
+    return kwargs

@@ -1,0 +1,83 @@
+"""The attention of hf-ssl's transformer backbones (`nn.attention`) and the precision a run picks by default."""
+
+import json
+
+import pytest
+import torch
+
+from hf_ssl.nn import attention
+from hf_ssl.nn.attention import ATTENTION_NAME, SHORT_SEQUENCE, sdpa_attention
+from hf_ssl.nn.backbone import build_backbone
+from hf_ssl.training.pretrain import bf16_by_default
+
+from conftest import tiny_backbone_config
+
+CPU_HAS_BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+class _Attention(torch.nn.Module):  # what transformers' attention functions read from the calling module
+    is_causal = False
+    num_key_value_groups = 1
+
+
+@pytest.mark.parametrize("dtype, tokens, fused", [
+    (torch.bfloat16, 17, False),  # MAE small's encoder: the math backend
+    (torch.bfloat16, SHORT_SEQUENCE, False),
+    (torch.bfloat16, SHORT_SEQUENCE + 1, True),  # long sequences keep the fused kernel
+    (torch.float32, 17, True),  # fp32 keeps it at every length
+])
+def test_the_fused_cpu_kernel_is_skipped_only_for_short_bf16_sequences(monkeypatch, dtype, tokens, fused):
+    seen = []
+
+    def recording_sdpa(module, query, key, value, attention_mask, **kwargs):
+        seen.append(torch.backends.cuda.flash_sdp_enabled())  # sdpa_kernel's switch, for CPU kernels too
+        return torch.nn.functional.scaled_dot_product_attention(query, key, value).transpose(1, 2), None
+
+    monkeypatch.setattr(attention, "sdpa_attention_forward", recording_sdpa)
+    query, key, value = (torch.randn(2, 3, tokens, 8, dtype=dtype) for _ in range(3))
+    sdpa_attention(_Attention(), query, key, value, None)
+    assert seen == [fused]
+    assert torch.backends.cuda.flash_sdp_enabled()  # the backend choice does not outlive the call
+
+
+def test_both_backends_compute_the_same_attention_in_bf16():
+    query, key, value = (torch.randn(4, 3, 17, 16, dtype=torch.bfloat16) for _ in range(3))
+    math_output, _ = sdpa_attention(_Attention(), query, key, value, None)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
+        fused = torch.nn.functional.scaled_dot_product_attention(query, key, value).transpose(1, 2)
+    reference = torch.softmax(query.double() @ key.double().transpose(-1, -2) / 4, -1) @ value.double()
+    assert torch.allclose(math_output.double(), reference.transpose(1, 2), atol=3e-2)
+    assert torch.allclose(math_output.double(), fused.double(), atol=3e-2)
+
+
+def test_token_backbones_are_built_with_it_and_match_plain_sdpa():
+    config = tiny_backbone_config("vit-test", 16)
+    backbone = build_backbone(config)
+    assert backbone.config._attn_implementation == ATTENTION_NAME
+    from transformers import AutoModel
+
+    plain = AutoModel.from_config(config, attn_implementation="sdpa", add_pooling_layer=False)
+    plain.load_state_dict(backbone.state_dict())
+    pixels = torch.randn(2, 3, 16, 16)
+    assert torch.equal(backbone(pixel_values=pixels).last_hidden_state, plain(pixel_values=pixels).last_hidden_state)
+
+
+def test_bf16_by_default_on_this_cpu_for_transformer_backbones_only():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU decides by its own bf16 support")
+    from hf_ssl.registry import get_method
+    from hf_ssl.training.pretrain import PretrainArguments, build_config
+
+    def config(method):
+        return build_config(get_method(method), PretrainArguments(method=method, preset="tiny"), {})[0]
+
+    assert bf16_by_default(config("mae")) == CPU_HAS_BF16
+    assert not bf16_by_default(config("simclr"))  # ResNet: no faster in bf16 through Trainer
+    assert not bf16_by_default(config("word2vec"))  # no backbone
+
+
+def test_a_run_records_its_default_precision_and_exports_no_attention_name(pretrained_out):
+    out, _ = pretrained_out  # `hf-ssl pretrain --method mae --preset tiny`, without --bf16
+    info = json.loads((out / "ssl" / "training_info.json").read_text())
+    assert (", bf16" in info["hardware"]) == (CPU_HAS_BF16 and not torch.cuda.is_available())
+    assert ATTENTION_NAME not in (out / "config.json").read_text()  # a runtime choice, not the checkpoint's
