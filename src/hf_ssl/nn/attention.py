@@ -40,7 +40,13 @@ def sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tens
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 
+def attention_for(config) -> str:
+    """The attention implementation of a transformer built from (or beside) a backbone `config`: this module's
+    wherever transformers' SDPA would be used (unset or "sdpa"), else what the config names (e.g. "eager")."""
+    return ATTENTION_NAME if config._attn_implementation in (None, "sdpa") else config._attn_implementation
+
+
 AttentionInterface.register(ATTENTION_NAME, sdpa_attention)
 AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
 
-__all__ = ["ATTENTION_NAME", "SHORT_SEQUENCE", "sdpa_attention"]
+__all__ = ["ATTENTION_NAME", "SHORT_SEQUENCE", "attention_for", "sdpa_attention"]

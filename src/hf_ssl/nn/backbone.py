@@ -18,7 +18,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from ..errors import HfSslError, first_line
-from .attention import ATTENTION_NAME
+from .attention import attention_for
 from .backbone_presets import require_safetensors
 
 # Token-sequence backbones (a leading [CLS] token, no pooled output of ours).
@@ -152,7 +152,7 @@ def _interpolates(backbone: nn.Module) -> bool:
 
 def _model_kwargs(config: PretrainedConfig) -> dict:
     kwargs = {"add_pooling_layer": False} if config.model_type in _OPTIONAL_POOLER_MODEL_TYPES else {}
-    if is_token_backbone(config) and config._attn_implementation in (None, "sdpa"):
+    if is_token_backbone(config):
         # SDPA, on its math backend where the fused CPU kernel is slow (bf16, short sequences): `nn.attention`
-        kwargs["attn_implementation"] = ATTENTION_NAME
+        kwargs["attn_implementation"] = attention_for(config)
     return kwargs

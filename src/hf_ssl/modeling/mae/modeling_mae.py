@@ -25,7 +25,7 @@ from ..image_method import ImageMethodModel
 from ..method_model import TRAINING_POSITION, ImagePreview
 from ...errors import HfSslError, first_line
 from ...losses.masked_reconstruction import masked_reconstruction_loss
-from ...nn.attention import ATTENTION_NAME
+from ...nn.attention import attention_for
 from ...nn.backbone import build_backbone
 from ...nn.masking import gather_tokens, random_masking
 from ...nn.patches import patch_mask_to_pixels, patchify, sincos_position_embedding, unpatchify
@@ -67,7 +67,7 @@ class MAEForPreTraining(ImageMethodModel):
             layer_norm_eps=config.backbone_config.layer_norm_eps,
             qkv_bias=True,
         )
-        decoder_config._attn_implementation = config.backbone_config._attn_implementation or ATTENTION_NAME
+        decoder_config._attn_implementation = attention_for(config.backbone_config)
         self.decoder_embed = nn.Linear(config.backbone_config.hidden_size, config.decoder_hidden_size)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.decoder_position_embeddings = nn.Parameter(

@@ -35,7 +35,7 @@ from transformers.utils import ModelOutput
 from ...losses.cosine_reconstruction import cosine_reconstruction_loss
 from ...losses.masked_reconstruction import masked_reconstruction_loss
 from ..image_method import ImageMethodModel
-from ...nn.attention import ATTENTION_NAME
+from ...nn.attention import attention_for
 from ...nn.backbone import build_backbone, feature_dim, load_backbone_weights
 from ...nn.patches import patchify
 from ...nn.vector_quantizer import VectorQuantizer
@@ -77,7 +77,7 @@ class CodeDecoder(nn.Module):
             intermediate_size=config.decoder_intermediate_size, layer_norm_eps=config.backbone_config.layer_norm_eps,
             qkv_bias=True,
         )
-        layer_config._attn_implementation = config.backbone_config._attn_implementation or ATTENTION_NAME
+        layer_config._attn_implementation = attention_for(config.backbone_config)
         self.embed = nn.Linear(config.code_dim, width)
         self.position_embeddings = nn.Parameter(torch.zeros(1, config.grid_size**2, width))
         self.layers = nn.ModuleList(ViTLayer(layer_config) for _ in range(config.decoder_num_hidden_layers))
