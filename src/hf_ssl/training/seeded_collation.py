@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -86,14 +86,17 @@ class SeededCollator:
         batch = self.first_batch + self._collated * workers + worker_id
         self._collated += 1
         seed = batch_seed(self.seed, self.process_index, self.epoch, batch)
-        if self.dataset is None:
-            examples = list(items)
-        else:
-            with seeded_generators(seed):
+        # One save and restore of the global generators for the fetch and the collation (saving NumPy's state
+        # alone costs 0.07 ms)
+        with preserved_generators():
+            if self.dataset is None:
+                examples = list(items)
+            else:
+                seed_generators(seed)
                 examples = [self.dataset[i] for i in items]
-        if self.on_device:
-            return {DEFERRED_EXAMPLES: default_collate(examples), DEFERRED_SEED: collation_seed(seed)}
-        with seeded_generators(collation_seed(seed)):
+            if self.on_device:
+                return {DEFERRED_EXAMPLES: default_collate(examples), DEFERRED_SEED: collation_seed(seed)}
+            seed_generators(collation_seed(seed))
             return self.collate(examples)
 
     def collate_on_device(self, batch: dict[str, Any]) -> Any:
@@ -111,19 +114,39 @@ def collation_seed(fetch_seed: int) -> int:
 
 
 @contextlib.contextmanager
-def seeded_generators(seed: int, devices: list[torch.device] = ()) -> Iterator[None]:
-    """torch's (CPU, and `devices`' CUDA generators), Python's and NumPy's global generators seeded from `seed`
-    inside the block, and restored to their previous states after it."""
+def preserved_generators(devices: Sequence[torch.device] = ()) -> Iterator[None]:
+    """torch's (CPU, and `devices`' CUDA generators), Python's and NumPy's global generators restored after the block
+    to their states before it."""
     python_state, numpy_state = random.getstate(), np.random.get_state()
+    torch_state = torch.default_generator.get_state()
+    device_states = [torch.cuda.get_rng_state(device) for device in devices]
     try:
-        with torch.random.fork_rng(devices=list(devices)):
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            yield
+        yield
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+        torch.default_generator.set_state(torch_state)
+        for device, state in zip(devices, device_states):
+            torch.cuda.set_rng_state(state, device)
+
+
+def seed_generators(seed: int, devices: Sequence[torch.device] = ()) -> None:
+    """Seeds torch's CPU generator (and `devices`' CUDA generators), Python's and NumPy's from `seed`. Each generator
+    by itself, not by `torch.manual_seed`: that seeds every CUDA, XPU and MTIA generator too, and where those are not
+    initialised queues the seeding with a captured stack trace, 0.11 ms a call (5% of word2vec's steps)."""
+    torch.default_generator.manual_seed(seed)
+    for device in devices:
+        torch.cuda.default_generators[device.index if device.index is not None else 0].manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+@contextlib.contextmanager
+def seeded_generators(seed: int, devices: Sequence[torch.device] = ()) -> Iterator[None]:
+    """The global generators seeded from `seed` inside the block (`seed_generators`), restored after it."""
+    with preserved_generators(devices):
+        seed_generators(seed, devices)
+        yield
 
 
 class SeededCollationCallback(TrainerCallback):
