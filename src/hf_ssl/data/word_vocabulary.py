@@ -40,6 +40,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import HfSslError
@@ -198,20 +199,15 @@ def context_mask(docs: torch.Tensor, windows: torch.Tensor, max_window: int) -> 
     """(T, 2 * max_window) bool: whether the token at each offset -max_window..-1, 1..max_window of centre i is
     one of its context words: inside the stream, in the centre's document and within its reduced window.
     Skip-gram trains each such (context, centre) pair; CBOW the average of a centre's context words.
-    One vectorised pass per offset (2 * max_window passes), never one per token."""
-    n = docs.numel()
-    offsets = [o for o in range(-max_window, max_window + 1) if o != 0]
-    valid = torch.zeros((n, len(offsets)), dtype=torch.bool)
-    for column, offset in enumerate(offsets):
-        distance = abs(offset)
-        if distance >= n:
-            continue
-        if offset > 0:  # centre i, context i + offset
-            centre, context = slice(0, n - distance), slice(distance, n)
-        else:  # centre i, context i - distance
-            centre, context = slice(distance, n), slice(0, n - distance)
-        valid[centre, column] = (docs[centre] == docs[context]) & (windows[centre] >= distance)
-    return valid
+    A few whole-tensor operations on the (T, 2 * max_window) neighbourhood, never one per token (nor one per
+    offset: 2 * max_window passes of small operations took 0.2 ms a chunk, a fifth of word2vec's data pipeline)."""
+    if docs.numel() == 0:
+        return torch.zeros((0, 2 * max_window), dtype=torch.bool)
+    distances = torch.tensor([abs(o) for o in range(-max_window, max_window + 1) if o != 0])
+    # docs[i + offset] for every centre i and offset, -1 (no document) past either end of the stream
+    neighbours = F.pad(docs, (max_window, max_window), value=-1).unfold(0, 2 * max_window + 1, 1)
+    neighbours = torch.cat([neighbours[:, :max_window], neighbours[:, max_window + 1:]], dim=1)
+    return (neighbours == docs[:, None]) & (windows[:, None] >= distances[None])
 
 
 def draw_negatives(cumulative: torch.Tensor, shape: tuple[int, ...],
