@@ -412,6 +412,8 @@ def test_cli_export_loads_in_gensim_and_plain_transformers(word2vec_out):
         assert (out / name).is_file(), name
     card = (out / "README.md").read_text()
     assert "text:*.txt" in card and str(word2vec_out[1]) not in card  # the corpus glob without its local folder
+    # word2vec's data asks for no DataLoader worker (`PreparedData.loader_workers`), whatever the cores
+    assert "DataLoader worker" not in json.loads((out / "ssl" / "training_info.json").read_text())["hardware"]
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_word2vec.Word2VecModel"
     # the same batch scored by hf_ssl's model, to compare with the exported copy's loss (which cannot import hf_ssl)

@@ -87,6 +87,10 @@ class PreparedData:
     # every example is a dict of tensors of one shape (images at the model's size): a batch of them can be stacked and
     # collated on the training device (`--augment_on_device`)
     examples_stack: bool = False
+    # DataLoader workers for `--dataloader_num_workers auto` (the CLI's default); None: the training loop's rule
+    # (`loader_workers`: every core but the step's). Data whose batches cost little next to the step says 0: a
+    # worker process then only takes cores from the step's threads
+    loader_workers: int | None = None
     # Trainer callbacks the data needs (the semi-supervised monitor, which alone holds the hidden labels); the loop
     # adds them to Trainer after its own
     callbacks: list[TrainerCallback] = field(default_factory=list)

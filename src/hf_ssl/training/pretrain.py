@@ -234,11 +234,12 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     # when it is built; OUT, the Hub-ready folder, is pushed once at the end instead (_hub_destination).
     # restore_callback_states_from_checkpoint: a resumed run gets back the callbacks' state too (the count of
     # skipped non-finite steps), not only the model's, the optimizer's and the schedule's.
-    # dataloader_num_workers AUTO_LOADER_WORKERS (the CLI's default): `loader_workers`.
+    # dataloader_num_workers AUTO_LOADER_WORKERS (the CLI's default): what the data asks for, else `loader_workers`.
     workers = training_args.dataloader_num_workers
     if workers == AUTO_LOADER_WORKERS:
         # torchrun and accelerate launch say how many processes share this machine's cores
-        workers = loader_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        workers = (prepared.loader_workers if prepared.loader_workers is not None
+                   else loader_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     training_args = dataclasses.replace(training_args, output_dir=str(checkpoints_dir),
                                         remove_unused_columns=False, push_to_hub=False,
                                         restore_callback_states_from_checkpoint=True, dataloader_num_workers=workers)
