@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 
 def write_corpus(folder: Path, with_wikipedia: bool) -> dict[str, int]:
     """Austen's paragraphs, Lee's documents and (optionally) the Wikipedia articles as blank-line-separated text."""
@@ -54,8 +56,9 @@ def main() -> None:
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hf_ssl_args", default="", help="extra `hf-ssl pretrain` flags for the hf-ssl side")
-    parser.add_argument("--torch_threads", type=int, default=1, help="OMP_NUM_THREADS of the hf-ssl run: on a busy "
-                        "2-core machine one thread was 4x faster than two (OpenMP threads wait for each other)")
+    parser.add_argument("--torch_threads", type=int, default=None, help="OMP_NUM_THREADS of the hf-ssl run (default: "
+                        "torch's, one per core). On a machine busy with other jobs one thread can be faster than "
+                        "several (OpenMP threads wait for each other)")
     args = parser.parse_args()
 
     from gensim.test.utils import datapath
@@ -96,7 +99,8 @@ def main() -> None:
                "--logging_steps", "50", "--disable_tqdm", "true", *args.hf_ssl_args.split()]
     print("$", " ".join(command[1:]))
     result = subprocess.run(command, capture_output=True, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.torch_threads)})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1",
+                                 **({"OMP_NUM_THREADS": str(args.torch_threads)} if args.torch_threads else {})})
     if result.returncode != 0:
         sys.exit(f"hf-ssl failed:\n{result.stderr[-3000:]}")
     info = json.loads((out / "ssl" / "training_info.json").read_text())
@@ -105,7 +109,7 @@ def main() -> None:
     index = set(words)
     in_vocab = sum(1 for s in sentences for w in s if w in index)
     scores = evaluate_word_vectors(vectors, words, ["word-similarity", "analogy"])
-    rows.append((f"hf-ssl word2vec (Trainer, {info['global_step']} steps, {args.torch_threads} torch thread(s))", len(words),
+    rows.append((f"hf-ssl word2vec (Trainer, {info['global_step']} steps, {args.torch_threads or torch.get_num_threads()} torch thread(s))", len(words),
                  in_vocab * args.epochs / seconds, seconds, scores))
 
     print(f"\nskip-gram, dim 100, window 5, negative 5, min_count 5, sample 1e-3, {args.epochs} epochs, "
