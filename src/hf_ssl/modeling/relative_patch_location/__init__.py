@@ -2,6 +2,7 @@
 
 from ...data.pretext_tasks import relative_patch_location_collator
 from ...registry import Method, Preset
+from ..presets import fifteen_minute_schedule, fifteen_minutes
 from .configuration_relative_patch_location import RelativePatchLocationConfig
 from .modeling_relative_patch_location import RelativePatchLocationForPreTraining, RelativePatchLocationOutput
 
@@ -20,10 +21,13 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ResNet-18, 32 px images, 8 px patches 3 px apart (+-1 px jitter), classifier 512 wide: a CPU run",
+        "ResNet-18, 32 px images, 8 px patches 3 px apart (+-1 px jitter), classifier 512 wide: a CPU run"
+        f", {fifteen_minutes(12, 3.732)}",
         config=dict(backbone="resnet18", backbone_overrides=dict(image_size=32), tile_size=8, tile_gap=3,
                     max_jitter=1, classifier_hidden_dim=512),
-        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, num_train_epochs=30,
+        # 12 epochs = 2,820 steps: 12.6 minutes at the 3.732 steps/s measured here (60 steps alone,
+        # on a day SimCLR small ran 2.4 steps/s, 3.0 on the fastest)
+        training=dict(_OPTIM, learning_rate=1e-3, per_device_train_batch_size=256, **fifteen_minute_schedule(12),
                       warmup_steps=0.05),
     ),
     "base": Preset(
