@@ -200,7 +200,7 @@ def context_mask(docs: torch.Tensor, windows: torch.Tensor, max_window: int) -> 
     one of its context words: inside the stream, in the centre's document and within its reduced window.
     Skip-gram trains each such (context, centre) pair; CBOW the average of a centre's context words.
     A few whole-tensor operations on the (T, 2 * max_window) neighbourhood, never one per token (nor one per
-    offset: 2 * max_window passes of small operations took 0.2 ms a chunk, a fifth of word2vec's data pipeline)."""
+    offset: 2 * max_window passes of small operations took 0.14 ms a 784-token chunk, these 0.05 ms)."""
     if docs.numel() == 0:
         return torch.zeros((0, 2 * max_window), dtype=torch.bool)
     distances = torch.tensor([abs(o) for o in range(-max_window, max_window + 1) if o != 0])
