@@ -31,7 +31,7 @@ from ..hub.export import apply_umask, export_pretrained, portable_value, write_j
 from ..hub.plots import LOSS_PLOT, plot_loss_curve, write_plots
 from ..hub.push import push_folder, validate_repo_id
 from ..modalities import DataSpec, EvaluationSpec, Modality, PreparedData, StartingPoint, get_modality
-from ..modeling.image_method import method_config_fields
+from ..modeling.image_method import ImageMethodConfig, method_config_fields
 from ..modeling.method_model import MethodModel
 from ..nn.backbone import is_token_backbone
 from ..nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
@@ -311,8 +311,9 @@ def bf16_by_default(config: PretrainedConfig) -> bool:
     methods were no faster through Trainer (SimCLR: 1.25 steps/s both), so they keep fp32's precision."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    backbone = getattr(config, "backbone_config", None)
-    return (backbone is not None and is_token_backbone(backbone)
+    # An image method's backbone (ImageMethodConfig's contract); text methods' backbones are never token backbones
+    return (isinstance(config, ImageMethodConfig) and config.backbone_config is not None
+            and is_token_backbone(config.backbone_config)
             and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
