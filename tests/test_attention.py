@@ -62,18 +62,21 @@ def test_token_backbones_are_built_with_it_and_match_plain_sdpa():
     assert torch.equal(backbone(pixel_values=pixels).last_hidden_state, plain(pixel_values=pixels).last_hidden_state)
 
 
-def test_bf16_by_default_on_this_cpu_for_transformer_backbones_only():
+def test_bf16_by_default_on_this_cpu_for_transformer_backbones_and_presets_measured_faster():
     if torch.cuda.is_available():
         pytest.skip("a GPU decides by its own bf16 support")
     from hf_ssl.registry import get_method
     from hf_ssl.training.pretrain import PretrainArguments, build_config
 
-    def config(method):
-        return build_config(get_method(method), PretrainArguments(method=method, preset="tiny"), {})[0]
+    def default(method, preset):
+        config = build_config(get_method(method), PretrainArguments(method=method, preset=preset), {})[0]
+        return bf16_by_default(config, get_method(method).presets[preset])
 
-    assert bf16_by_default(config("mae")) == CPU_HAS_BF16
-    assert not bf16_by_default(config("simclr"))  # ResNet: no faster in bf16 through Trainer
-    assert not bf16_by_default(config("word2vec"))  # no backbone
+    assert default("mae", "tiny") == CPU_HAS_BF16  # a ViT: the backbone's rule
+    assert not default("simclr", "tiny")  # a ResNet, nothing measured for the preset
+    assert default("simclr", "small") == CPU_HAS_BF16  # measured faster: 32 px images
+    assert not default("jigsaw", "small")  # measured slower: 8 px tiles
+    assert not default("word2vec", "small")  # no backbone
 
 
 def test_a_run_records_its_default_precision_and_exports_no_attention_name(pretrained_out):

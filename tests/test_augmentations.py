@@ -6,7 +6,10 @@ import torch
 from torch import nn
 
 from hf_ssl.data.collators import MultiViewCollator
-from hf_ssl.data.transforms import blur_kernel_size, byol_augmentations, multi_crop_augmentation, simclr_augmentation
+from kornia.augmentation.container.params import ParamItem
+
+from hf_ssl.data.transforms import (blur_kernel_size, byol_augmentations, is_grayscale, multi_crop_augmentation,
+                                   simclr_augmentation)
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +67,41 @@ def test_simclr_color_probabilities():
     assert abs(untouched.float().mean().item() - 0.16) < 0.03
     never_gray = simclr_augmentation(8, grayscale_probability=0.0)(colours[:500].expand(500, 3, 12, 12).contiguous())
     assert not is_gray(never_gray).any()
+
+
+def test_a_gray_batch_takes_the_one_channel_path_with_the_full_pipelines_result():
+    # BYOL's second view has every operation (crop, flip, jitter, grayscale, blur, solarisation). For the same draws
+    # of the operations that can change a gray image, the one-channel pipeline gives what the full one gives on the
+    # three equal channels: saturation 1 and hue 0 are the jitter's neutral factors, and grayscale is a no-op.
+    view = byol_augmentations(16)[1]
+    gray = images(64, 24)[:, :1].expand(-1, 3, -1, -1).contiguous()
+    full = view.colour(gray)
+    gray_names = iter(name for name, _ in view.gray.named_children())
+    shared = []
+    for item in view.colour._params:
+        if item.name.startswith("RandomGrayscale"):
+            continue
+        data = dict(item.data)
+        if item.name.startswith("ColorJitter"):
+            data["saturation_factor"] = torch.ones_like(data["saturation_factor"])
+            data["hue_factor"] = torch.zeros_like(data["hue_factor"])
+        shared.append(ParamItem(next(gray_names), data))
+    one_channel = view.gray(gray[:, :1], params=shared)
+    torch.testing.assert_close(one_channel.expand(-1, 3, -1, -1), full, rtol=0, atol=1e-6)
+    assert not torch.equal(full, gray[:, :, 4:20, 4:20])  # the view did change the images
+
+    # The view itself: a gray batch goes through the one-channel pipeline and comes back gray with its channels; one
+    # colour image sends the whole batch through the full pipeline
+    calls = []
+    view.colour.register_forward_hook(lambda *_: calls.append("colour"))
+    view.gray.register_forward_hook(lambda *_: calls.append("gray"))
+    out = view(gray)
+    assert calls == ["gray"] and out.shape == (64, 3, 16, 16) and is_grayscale(out).all()
+    mixed = gray.clone()
+    mixed[0, 0] = 1.0 - mixed[0, 0]
+    view(mixed)
+    assert calls == ["gray", "colour"]
+    assert "RandomGrayscale" not in {type(op).__name__ for op in view.gray.children()}
 
 
 def checkerboard(n: int, size: int = 64, square: int = 12) -> torch.Tensor:

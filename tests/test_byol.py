@@ -194,7 +194,8 @@ def test_collator_gives_two_asymmetric_views():
     assert batch["pixel_values"].shape == (6, 2, 3, 16, 16)
     assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
     # Table 6: blur p = 1.0 / 0.1, solarisation p = 0 / 0.2; the configured crop scale in both
-    ops = [{type(op).__name__: op for op in pipeline.children()} for pipeline in collate.view_transforms.transforms]
+    ops = [{type(op).__name__: op for op in pipeline.colour.children()}
+           for pipeline in collate.view_transforms.transforms]
     assert ops[0]["RandomGaussianBlur"].p == 1.0 and "RandomSolarize" not in ops[0]
     assert ops[1]["RandomGaussianBlur"].p == 0.1 and ops[1]["RandomSolarize"].p == 0.2
     assert all(view["RandomResizedCrop"]._param_generator.scale == (0.3, 1.0) for view in ops)

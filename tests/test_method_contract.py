@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch.utils._pytree import tree_flatten
+from transformers.utils import ModelOutput
 
 from conftest import run_python
 from hf_ssl.modalities import DataSpec, StartingPoint, get_modality
@@ -78,10 +80,14 @@ def pipeline_batch(name: str, out: Path) -> dict[str, torch.Tensor]:
     return method.make_collator(config)([prepared.train_dataset[i] for i in range(BATCH)])
 
 
-def seeded_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def seeded_output(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> ModelOutput:
     torch.manual_seed(0)
     random.seed(0)
-    return model(**batch).loss
+    return model(**batch)
+
+
+def seeded_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return seeded_output(model, batch).loss
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +115,11 @@ def test_forward_loss_gradient_step_hook_and_reload(name, runs, batches, tmp_pat
     assert isinstance(model, MethodModel)
     assert int(model.num_optimizer_steps) == 1 and model.progress.item() == 1.0  # the run's one step, recorded
     model.train()
-    loss = seeded_loss(model, batches[name])
+    output = seeded_output(model, batches[name])
+    # The output flattens as the pytree of a dict (FLOP counting, torch.compile): no field hides a dict method
+    leaves, _ = tree_flatten(output)
+    assert any(leaf is output.loss for leaf in leaves)
+    loss = output.loss
     assert loss.ndim == 0 and math.isfinite(loss.item()), loss
     loss.backward()
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

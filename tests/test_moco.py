@@ -151,7 +151,7 @@ def test_v3_loss_is_symmetric_info_nce_of_queries_and_momentum_keys(backbone):
         k1, k2 = (model.momentum_projector(model.encode(pixels[:, v], model.momentum_backbone)) for v in (0, 1))
         online_k1, online_k2 = (model.projector(model.encode(pixels[:, v])) for v in (0, 1))
     torch.testing.assert_close(output.embeddings, torch.stack([q1, q2], 1), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(output.keys, torch.stack([k2, k1], 1), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(output.key_embeddings, torch.stack([k2, k1], 1), rtol=1e-4, atol=1e-5)
 
     def loss(a1, b2, a2, b1, temperature=0.3, scale=True):
         return (info_nce_loss(a1, b2, temperature=temperature, scale_by_temperature=scale)
@@ -185,7 +185,7 @@ def test_v2_loss_is_info_nce_against_the_queue(symmetric):
     other_way = info_nce_loss(q2, k1, queue=queue, temperature=0.2).item()
     expected = (one_way + other_way) / 2 if symmetric else one_way
     assert output.embeddings.shape == (6, 2 if symmetric else 1, 16)
-    torch.testing.assert_close(output.keys[:, 0], k2, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(output.key_embeddings[:, 0], k2, rtol=1e-4, atol=1e-5)
     assert output.loss.item() == pytest.approx(expected, rel=1e-5)
     # sensitive: in-batch negatives instead of the queue, the wrong positive, the online encoder's key
     assert info_nce_loss(q1, k2, temperature=0.2).item() != pytest.approx(output.loss.item(), rel=1e-3)
@@ -201,7 +201,7 @@ def test_gradients_reach_the_query_encoder_and_not_the_momentum_encoder(version,
     model = MoCoForPreTraining(tiny_config(backbone, version=version)).train()
     output = model(torch.randn(4, 2, 3, 16, 16))
     output.loss.backward()
-    assert not output.keys.requires_grad
+    assert not output.key_embeddings.requires_grad
     online = [("backbone", model.backbone), ("projector", model.projector)]
     if version == 3:
         online.append(("predictor", model.predictor))
@@ -265,7 +265,7 @@ def test_loss_uses_the_pre_step_queue_and_on_optimizer_step_commits_the_keys_onc
     before, pointer = queue.embeddings.clone(), int(queue.pointer)
     output = model(torch.randn(8, 2, 3, 16, 16))
     assert torch.equal(queue.embeddings, before) and int(queue.pointer) == pointer  # nothing enqueued in forward
-    query, key = output.embeddings[:, 0], output.keys[:, 0]
+    query, key = output.embeddings[:, 0], output.key_embeddings[:, 0]
     assert output.loss.item() == pytest.approx(info_nce_loss(query, key, queue=before, temperature=0.2).item(), rel=1e-5)
     step_done(model, 0.1)
     assert int(queue.pointer) == pointer + 8
@@ -290,11 +290,11 @@ def test_gradient_accumulation_enqueues_both_micro_batches_once():
     assert torch.equal(queue.embeddings, before) and int(queue.pointer) == 0
     # both micro-batches were scored against the same pre-step queue
     for output in (first, second):
-        expected = info_nce_loss(output.embeddings[:, 0], output.keys[:, 0], queue=before, temperature=0.2)
+        expected = info_nce_loss(output.embeddings[:, 0], output.key_embeddings[:, 0], queue=before, temperature=0.2)
         assert output.loss.item() == pytest.approx(expected.item(), rel=1e-5)
     step_done(model, 0.5)
     assert int(queue.pointer) == 16 and int(queue.num_filled) == 64
-    expected_rows = F.normalize(torch.cat([first.keys[:, 0], second.keys[:, 0]]), dim=1)
+    expected_rows = F.normalize(torch.cat([first.key_embeddings[:, 0], second.key_embeddings[:, 0]]), dim=1)
     torch.testing.assert_close(queue.embeddings[:16], expected_rows)
     assert torch.equal(queue.embeddings[16:], before[16:])
     step_done(model, 0.6)
@@ -307,7 +307,7 @@ def test_symmetric_v2_enqueues_the_keys_of_both_views():
     output = model(torch.randn(8, 2, 3, 16, 16))
     step_done(model, 0.1)
     assert int(model.queue.pointer) == 16
-    torch.testing.assert_close(model.queue.embeddings[:16], F.normalize(output.keys.transpose(0, 1).flatten(0, 1), dim=1))
+    torch.testing.assert_close(model.queue.embeddings[:16], F.normalize(output.key_embeddings.transpose(0, 1).flatten(0, 1), dim=1))
 
 
 # ----------------------------------------------------------------------------------- training and reloading
@@ -338,7 +338,7 @@ def test_save_and_reload_keep_every_weight_buffer_and_frozen_part(version, backb
 def test_collator_gives_two_different_normalised_views(version):
     config = tiny_config(version=version)
     collate = get_method("moco").make_collator(config)
-    pipelines = [[type(op).__name__ for op in view.children()] for view in collate.view_transforms]
+    pipelines = [[type(op).__name__ for op in view.colour.children()] for view in collate.view_transforms]
     # v3: BYOL's asymmetric pair (solarisation on the second view only); v2: "aug+" twice, no solarisation
     assert ("RandomSolarize" in pipelines[1]) == (version == 3) and "RandomSolarize" not in pipelines[0]
     assert all("RandomGaussianBlur" in p and "ColorJitter" in p for p in pipelines)

@@ -164,7 +164,7 @@ def test_collator_gives_two_mocov2_views():
     assert batch["pixel_values"].shape == (6, 2, 3, 16, 16)
     assert not torch.allclose(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
     for pipeline in collate.view_transforms.transforms:  # MoCo v2: crop 0.2-1, jitter 0.4/0.4/0.4/0.1, blur 0.5
-        ops = {type(op).__name__: op for op in pipeline.children()}
+        ops = {type(op).__name__: op for op in pipeline.colour.children()}
         assert ops["RandomResizedCrop"]._param_generator.scale == (0.2, 1.0)
         jitter = ops["ColorJitter"]
         assert jitter.p == 0.8

@@ -194,7 +194,7 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
     args = PretrainArguments(method=method.name, preset=preset, dataset=dataset)
     config, _ = build_config(method, args, {})
     if bf16 is None:
-        bf16 = bf16_by_default(config)
+        bf16 = bf16_by_default(config, method.presets[preset])
     modality = get_modality(method.modality)
     loaded = modality.load_dataset(args.data_spec())
     batch_size = method.presets[preset].training.get("per_device_train_batch_size", 8)

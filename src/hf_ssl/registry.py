@@ -27,6 +27,10 @@ class Preset:
     description: str
     config: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
+    # Whether bf16 autocast is the default on a CPU with native bf16 (`bf16_by_default`), where it was measured for
+    # this preset's geometry: convolutions on 32 px images gain from it, on 8 px tiles they lose. None: the
+    # backbone's rule (yes for transformer backbones).
+    cpu_bf16: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import HfSslError
 from ..nn.normalization import PixelNormalization, rescale_pixels
-from .transforms import (MultiView, byol_augmentations, flip_and_shift, multi_crop_augmentation,
+from .transforms import (MultiView, byol_augmentations, flip_and_shift, is_grayscale, multi_crop_augmentation,
                          random_horizontal_flip, random_resized_crop_flip, simclr_augmentation)
 
 
@@ -38,14 +38,6 @@ def crop_flip_collator(config) -> ImageCollator:
     SimMIM) and of the visual tokenizer; each config holds its paper's crop scale."""
     augment = random_resized_crop_flip(config.image_size, config.crop_min_scale, config.horizontal_flip)
     return ImageCollator(config.image_mean, config.image_std, augment=augment)
-
-
-def is_grayscale(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) images -> (B,) bool, True for an image without colour: one channel, or every channel equal to
-    the first on every pixel (gray datasets are loaded as 3 equal channels)."""
-    if images.shape[1] == 1:
-        return torch.ones(images.shape[0], dtype=torch.bool)
-    return (images == images[:, :1]).flatten(1).all(dim=1)
 
 
 class ColorImageCollator(ImageCollator):

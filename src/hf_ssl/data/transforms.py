@@ -49,29 +49,66 @@ def blur_kernel_size(image_size: int) -> int:
     return size + 1 - size % 2
 
 
+def is_grayscale(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images -> (B,) bool, True for an image without colour: one channel, or every channel equal to
+    the first on every pixel (gray datasets are loaded as 3 equal channels)."""
+    if images.shape[1] == 1:
+        return torch.ones(images.shape[0], dtype=torch.bool, device=images.device)
+    return (images == images[:, :1]).flatten(1).all(dim=1)
+
+
+class GrayAwareView(nn.Module):
+    """A view pipeline that leaves its colour operations out on a batch of gray images.
+
+    On an image whose channels are equal (Fashion-MNIST, MNIST, digits: gray datasets are loaded as 3 equal
+    channels), saturation and hue jitter and random grayscale change nothing, and every other operation (crop, flip,
+    brightness, contrast, blur, solarisation) treats the channels alike. So when the whole batch is gray it runs
+    through `gray`, the same pipeline without those three operations, on one channel, and the result is repeated
+    to the input's channels: the same distribution of views (the random draws differ), for a fifth of the time
+    (SimCLR's view of 256 images of 32 px: 42 ms -> 9 ms on one thread, mostly hue jitter's RGB -> HSV -> RGB
+    round trip). A batch with any colour image runs through `colour`, the whole pipeline.
+    """
+
+    def __init__(self, colour: nn.Module, gray: nn.Module):
+        super().__init__()
+        self.colour = colour
+        self.gray = gray
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if not is_grayscale(images).all():
+            return self.colour(images)
+        return self.gray(images[:, :1]).expand(-1, images.shape[1], -1, -1).contiguous()
+
+
 def _view(
     image_size: int, scale: tuple[float, float], jitter: tuple[float, float, float, float],
     jitter_probability: float = 0.8, grayscale_probability: float = 0.2, blur_probability: float = 0.5,
     solarize_probability: float = 0.0,
-) -> nn.Module:
+) -> GrayAwareView:
     """The view pipeline shared by SimCLR, BYOL, DINO and SwAV: crop + resize, flip, colour jitter applied with
     `jitter_probability` (brightness, contrast, saturation, hue with torchvision's formulas, in a random order:
     kornia draws one order per call, torchvision one per image), grayscale, Gaussian blur with sigma ~ U(0.1, 2),
-    solarisation at 0.5. An op with probability 0 is left out (a pass over the batch for nothing)."""
-    ops: list[nn.Module] = [
-        K.RandomResizedCrop((image_size, image_size), scale=scale, ratio=(3 / 4, 4 / 3)),
-        K.RandomHorizontalFlip(),
-    ]
-    if jitter_probability > 0 and any(jitter):
-        ops.append(K.ColorJitter(*jitter, p=jitter_probability))
-    if grayscale_probability > 0:
-        ops.append(K.RandomGrayscale(p=grayscale_probability))
-    if blur_probability > 0:
-        ops.append(K.RandomGaussianBlur(blur_kernel_size(image_size), (0.1, 2.0), p=blur_probability))
-    if solarize_probability > 0:
-        # thresholds=0, additions=0: x -> x if x < 0.5 else 1 - x, the fixed threshold of BYOL and DINO
-        ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=solarize_probability))
-    return K.AugmentationSequential(*ops)
+    solarisation at 0.5. An op with probability 0 is left out (a pass over the batch for nothing). Gray batches
+    skip the operations that cannot change them (`GrayAwareView`)."""
+
+    def pipeline(colour: bool) -> nn.Module:
+        brightness, contrast, saturation, hue = jitter if colour else (*jitter[:2], 0.0, 0.0)
+        ops: list[nn.Module] = [
+            K.RandomResizedCrop((image_size, image_size), scale=scale, ratio=(3 / 4, 4 / 3)),
+            K.RandomHorizontalFlip(),
+        ]
+        if jitter_probability > 0 and any((brightness, contrast, saturation, hue)):
+            ops.append(K.ColorJitter(brightness, contrast, saturation, hue, p=jitter_probability))
+        if colour and grayscale_probability > 0:
+            ops.append(K.RandomGrayscale(p=grayscale_probability))
+        if blur_probability > 0:
+            ops.append(K.RandomGaussianBlur(blur_kernel_size(image_size), (0.1, 2.0), p=blur_probability))
+        if solarize_probability > 0:
+            # thresholds=0, additions=0: x -> x if x < 0.5 else 1 - x, the fixed threshold of BYOL and DINO
+            ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=solarize_probability))
+        return K.AugmentationSequential(*ops)
+
+    return GrayAwareView(colour=pipeline(colour=True), gray=pipeline(colour=False))
 
 
 class MultiView(nn.Module):

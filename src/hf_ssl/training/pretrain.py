@@ -35,7 +35,7 @@ from ..modeling.image_method import ImageMethodConfig, method_config_fields
 from ..modeling.method_model import MethodModel
 from ..nn.backbone import is_token_backbone
 from ..nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
-from ..registry import Method
+from ..registry import Method, Preset
 from .callbacks import (CollapseMonitorCallback, DivergenceError, LossTermsCallback, NonFiniteGuardCallback,
                         OptimizerStepCallback, unwrap_model)
 from .checkpoints import CHECKPOINTS_SUBDIR, OutputLock, last_complete_checkpoint
@@ -304,17 +304,21 @@ def loader_workers(processes_on_machine: int) -> int:
     return max(1, min(MAX_LOADER_WORKERS, cores // max(1, processes_on_machine) - 1))
 
 
-def bf16_by_default(config: PretrainedConfig) -> bool:
+def bf16_by_default(config: PretrainedConfig, preset: Preset | None = None) -> bool:
     """Whether a run trains in bf16 autocast when `--bf16` is not given: on a GPU that has bf16; on a CPU with native
-    bf16 (avx512_bf16 or AMX, as oneDNN reports it) for transformer backbones (ViT, DeiT, BEiT, DINOv2) only. On this
-    project's 2-core CPU, MAE `small` trained 1.5x the images/s of fp32 in bf16 (`nn.attention`), while the ResNet
-    methods were no faster through Trainer (SimCLR: 1.25 steps/s both), so they keep fp32's precision."""
+    bf16 (avx512_bf16 or AMX, as oneDNN reports it) where the preset says so (`Preset.cpu_bf16`, measured on this
+    project's 2-core CPU), else for transformer backbones (ViT, DeiT, BEiT, DINOv2): MAE `small` trained 1.5x the
+    images/s of fp32 in bf16 (`nn.attention`). The ResNet `small` presets on 32 px images take 1.2-1.7x less time a
+    model step in bf16; on 8 px tiles (jigsaw, relative patch location) and SwAV's multi-crop, 0.55-0.85x."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    if preset is not None and preset.cpu_bf16 is not None:
+        return preset.cpu_bf16
     # An image method's backbone (ImageMethodConfig's contract); text methods' backbones are never token backbones
     return (isinstance(config, ImageMethodConfig) and config.backbone_config is not None
-            and is_token_backbone(config.backbone_config)
-            and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            and is_token_backbone(config.backbone_config))
 
 
 def scheduled_steps(training_args: TrainingArguments, num_examples: int | None, min_steps: int) -> int:

@@ -30,6 +30,8 @@ PRESETS = {
         # min_steps beat them (98.61%; 98.89% at lr 1e-3).
         training=dict(_OPTIM, learning_rate=2e-3, per_device_train_batch_size=256, warmup_steps=0.05,
                       **fifteen_minute_schedule(11)),
+        # model step fp32 -> bf16 here: 275 -> 191 ms (`hf-ssl benchmark --steps 6 --[no-]bf16`)
+        cpu_bf16=True,
     ),
     "base": Preset(
         "ResNet-50 at 224 px, bottleneck 128, decoder 512 wide from 7x7 (5 up-convolutions)",

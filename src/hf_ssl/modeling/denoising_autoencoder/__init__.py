@@ -1,7 +1,9 @@
 """Denoising autoencoder (Vincent, Larochelle, Bengio, Manzagol, ICML 2008)."""
 
+import dataclasses
+
 from ...data.collators import flip_collator
-from ...registry import Method, Preset
+from ...registry import Method
 from ..autoencoder import PRESETS as AUTOENCODER_PRESETS
 from ..autoencoder.modeling_autoencoder import ReconstructionOutput
 from .configuration_denoising_autoencoder import DenoisingAutoencoderConfig
@@ -10,7 +12,8 @@ from .modeling_denoising_autoencoder import DenoisingAutoencoderForPreTraining
 # The autoencoder's sizes and optimiser (the paper trains one-hidden-layer autoencoders with plain SGD on 28x28
 # digits: no recipe for a conv backbone); the noise is the paper's (masking, nu = 25%) in every preset.
 PRESETS = {
-    name: Preset(preset.description + "; masking noise 25%", config=dict(preset.config), training=dict(preset.training))
+    name: dataclasses.replace(preset, description=preset.description + "; masking noise 25%",
+                              config=dict(preset.config), training=dict(preset.training))
     for name, preset in AUTOENCODER_PRESETS.items()
 }
 

@@ -40,7 +40,7 @@ class MoCoOutput(ModelOutput):
     loss: InfoNCE (None when `return_loss=False`).
     embeddings: (B, V_q, projection_dim) queries q (v3: predictor outputs; v2: projector outputs), not normalised,
         for the views that went through the query encoder: both (v3, or `symmetric`), else view 1 only (V_q = 1).
-    keys: (B, V_q, projection_dim) the momentum encoder's key for each query: that of the OTHER view (query of
+    key_embeddings: (B, V_q, projection_dim) the momentum encoder's key for each query: that of the OTHER view (query of
         view 1 -> key of view 2, ...). None when `return_loss=False`.
     pooled_features: (B, V_q, D) backbone representations f(x) of the query views (the [CLS] token for ViT, global
         average pooling for conv backbones): what downstream tasks use.
@@ -48,7 +48,9 @@ class MoCoOutput(ModelOutput):
 
     loss: torch.FloatTensor | None = None
     embeddings: torch.FloatTensor | None = None
-    keys: torch.FloatTensor | None = None
+    # Not `keys`: a ModelOutput is a dict, and a field of that name hides dict.keys(), which pytree flattening (the
+    # FLOP counter of `hf-ssl benchmark`, torch.compile) and `to_tuple` call.
+    key_embeddings: torch.FloatTensor | None = None
     pooled_features: torch.FloatTensor | None = None
 
 
@@ -142,7 +144,7 @@ class MoCoForPreTraining(JointEmbeddingModel):
         return MoCoOutput(
             loss=loss,
             embeddings=torch.stack(queries, dim=1),
-            keys=None if keys is None else torch.stack(keys, dim=1),
+            key_embeddings=None if keys is None else torch.stack(keys, dim=1),
             pooled_features=torch.stack(features, dim=1),
         )
 
