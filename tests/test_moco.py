@@ -307,7 +307,8 @@ def test_symmetric_v2_enqueues_the_keys_of_both_views():
     output = model(torch.randn(8, 2, 3, 16, 16))
     step_done(model, 0.1)
     assert int(model.queue.pointer) == 16
-    torch.testing.assert_close(model.queue.embeddings[:16], F.normalize(output.key_embeddings.transpose(0, 1).flatten(0, 1), dim=1))
+    enqueued = F.normalize(output.key_embeddings.transpose(0, 1).flatten(0, 1), dim=1)
+    torch.testing.assert_close(model.queue.embeddings[:16], enqueued)
 
 
 # ----------------------------------------------------------------------------------- training and reloading

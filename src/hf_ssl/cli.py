@@ -135,7 +135,8 @@ def pretrain(argv: list[str]) -> None:
         raise RuntimeError(f"preset {preset} sets unknown TrainingArguments: {sorted(vars(unused[0]))}")
     overrides = {k: v for k, v in dataclasses.asdict(method_flags).items() if v is not None}
     if not any(arg == "--bf16" or arg.startswith("--bf16=") for arg in argv):
-        # Precision follows the hardware, the preset and the backbone (`bf16_by_default`); the card's hardware line says which.
+        # Precision follows the hardware, the preset and the backbone (`bf16_by_default`); the card's hardware line
+        # says which.
         config, _ = build_config(method, args, overrides)
         training_args = dataclasses.replace(training_args, bf16=bf16_by_default(config, method.presets[preset]))
     results = run_pretraining(method, args, training_args, overrides, portable_command(["hf-ssl", "pretrain", *argv]))

@@ -40,8 +40,8 @@ class MoCoOutput(ModelOutput):
     loss: InfoNCE (None when `return_loss=False`).
     embeddings: (B, V_q, projection_dim) queries q (v3: predictor outputs; v2: projector outputs), not normalised,
         for the views that went through the query encoder: both (v3, or `symmetric`), else view 1 only (V_q = 1).
-    key_embeddings: (B, V_q, projection_dim) the momentum encoder's key for each query: that of the OTHER view (query of
-        view 1 -> key of view 2, ...). None when `return_loss=False`.
+    key_embeddings: (B, V_q, projection_dim) the momentum encoder's key for each query: that of the OTHER view
+        (query of view 1 -> key of view 2, ...). None when `return_loss=False`.
     pooled_features: (B, V_q, D) backbone representations f(x) of the query views (the [CLS] token for ViT, global
         average pooling for conv backbones): what downstream tasks use.
     """
