@@ -3,11 +3,10 @@ draw per image, and the papers' probabilities measured as frequencies over large
 
 import pytest
 import torch
+from kornia.augmentation.container.params import ParamItem
 from torch import nn
 
 from hf_ssl.data.collators import MultiViewCollator
-from kornia.augmentation.container.params import ParamItem
-
 from hf_ssl.data.transforms import (blur_kernel_size, byol_augmentations, is_grayscale, multi_crop_augmentation,
                                    simclr_augmentation)
 
