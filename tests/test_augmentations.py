@@ -8,7 +8,7 @@ from torch import nn
 
 from hf_ssl.data.collators import MultiViewCollator
 from hf_ssl.data.transforms import (blur_kernel_size, byol_augmentations, is_grayscale, multi_crop_augmentation,
-                                   simclr_augmentation)
+                                   random_resized_crop_flip, simclr_augmentation)
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +24,18 @@ def images(n: int, size: int) -> torch.Tensor:
 
 def test_blur_kernel_is_odd_and_about_ten_percent():
     assert [blur_kernel_size(s) for s in (8, 16, 32, 96, 100, 224)] == [3, 3, 3, 9, 11, 23]  # 23 at 224: the paper's
+
+
+def test_crops_of_least_area_one_keep_the_whole_image_and_flips_still_apply():
+    x = images(64, 8)
+    flipped = random_resized_crop_flip(8, min_scale=1.0)(x)
+    unchanged = [torch.equal(a, b) for a, b in zip(flipped, x)]
+    mirrored = [torch.equal(a, b.flip(-1)) for a, b in zip(flipped, x)]
+    assert all(u or m for u, m in zip(unchanged, mirrored)) and any(unchanged) and any(mirrored)
+    assert random_resized_crop_flip(8, min_scale=1.0, horizontal_flip=False) is None
+    cropped = random_resized_crop_flip(8, min_scale=0.2, horizontal_flip=False)(x)
+    # a crop of area 0.2-1 resamples most images (a draw of area near 1 can round to the whole 8 px image)
+    assert sum(torch.equal(a, b) for a, b in zip(cropped, x)) < len(x) // 2
 
 
 def test_shapes_and_value_range():

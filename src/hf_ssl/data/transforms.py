@@ -14,13 +14,18 @@ import torch
 from torch import nn
 
 
-def random_resized_crop_flip(image_size: int, min_scale: float = 0.2, horizontal_flip: bool = True) -> nn.Module:
+def random_resized_crop_flip(image_size: int, min_scale: float = 0.2,
+                             horizontal_flip: bool = True) -> nn.Module | None:
     """RandomResizedCrop(scale=(min_scale, 1), ratio=(3/4, 4/3)) then an optional horizontal flip: the
-    augmentation of MAE (He et al. 2022) and of the linear/fine-tuning recipes of most SSL papers."""
-    ops: list[nn.Module] = [K.RandomResizedCrop((image_size, image_size), scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3))]
+    augmentation of MAE (He et al. 2022) and of the linear/fine-tuning recipes of most SSL papers. `min_scale` 1
+    keeps the whole image (kornia's crop of area 1 falls back to it), so there is no crop to run; None when there is
+    nothing to do."""
+    ops: list[nn.Module] = []
+    if min_scale < 1.0:
+        ops.append(K.RandomResizedCrop((image_size, image_size), scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3)))
     if horizontal_flip:
         ops.append(K.RandomHorizontalFlip())
-    return K.AugmentationSequential(*ops)
+    return K.AugmentationSequential(*ops) if ops else None
 
 
 def random_horizontal_flip() -> nn.Module:

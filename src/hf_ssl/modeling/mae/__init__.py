@@ -23,11 +23,15 @@ PRESETS = {
                       warmup_steps=0.0),
     ),
     "small": Preset(
-        "ViT-Ti width (192) x6, 32 px, patch 4; 128-wide 2-block decoder: small images on a CPU"
-        f", {fifteen_minutes(4.6, 2.699)}",
+        "ViT-Ti width (192) x6, 32 px, patch 4; 128-wide 2-block decoder; flips, no crops: small centred images on "
+        f"a CPU, {fifteen_minutes(4.6, 2.699)}",
         config=dict(backbone="vit-tiny", backbone_overrides=dict(num_hidden_layers=6, image_size=32, patch_size=4),
                     decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
-                    decoder_intermediate_size=512),
+                    decoder_intermediate_size=512, crop_min_scale=1.0),
+        # No random resized crops (the paper's 0.2-1): Fashion-MNIST's garments are centred and the probes see whole
+        # images. At this budget on Fashion-MNIST (kNN k=20, full test split): crops of 0.8-1 84.45%, none 84.68%;
+        # none with unnormalised targets 84.58% (with crops of 0.2-1: 82.34%); none with lr 3e-3 83.87%; none with
+        # the 4-block decoder (3 epochs in the same time) 84.32%.
         # 4.6 epochs = 2,158 steps: 13.3 minutes at the 2.699 steps/s measured here (60 steps alone,
         # on a day SimCLR small ran 2.4 steps/s, 3.0 on the fastest)
         training=dict(_OPTIM, learning_rate=1.5e-3, per_device_train_batch_size=128, **fifteen_minute_schedule(4.6),
