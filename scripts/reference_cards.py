@@ -4,9 +4,9 @@
     python scripts/reference_cards.py --families masked-image,word-vectors
     python scripts/reference_cards.py --list
 
-The recipes are the CPU budgets this project can afford on a 2-core machine (a few hundred optimizer steps of the
-`small` presets, or the `tiny` ones where a step of `small` takes seconds): the cards say so, with the numbers each
-run measured. A family whose data is missing (Fashion-MNIST, Austen, the emoji font) fails with the one-line error
+The recipes are the CPU budgets this project can afford on a 2-core machine (the whole 15-minute `small` recipe
+for MAE and SimCLR, a few hundred optimizer steps of the `small` presets for the others): the cards say so, with the
+numbers each run measured. A family whose data is missing (Fashion-MNIST, Austen, the emoji font) fails with the one-line error
 of `hf-ssl pretrain` and the others go on.
 """
 
