@@ -6,8 +6,8 @@
 
 The recipes are the CPU budgets this project can afford on a 2-core machine (the whole 15-minute `small` recipe
 for MAE and SimCLR, a few hundred optimizer steps of the `small` presets for the others): the cards say so, with the
-numbers each run measured. A family whose data is missing (Fashion-MNIST, Austen, the emoji font) fails with the one-line error
-of `hf-ssl pretrain` and the others go on.
+numbers each run measured. A family whose data is missing (Fashion-MNIST, Austen, the emoji font) fails with the
+one-line error of `hf-ssl pretrain` and the others go on.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ PRESETS = {
         # none with unnormalised targets 84.58% (with crops of 0.2-1: 82.34%); none with lr 3e-3 83.87%; none with
         # the 4-block decoder (3 epochs in the same time) 84.32%.
         # 4.6 epochs = 2,158 steps: 13.3 minutes at the 2.699 steps/s measured here (60 steps alone,
-        # on a day SimCLR small ran 2.4 steps/s, 3.0 on the fastest)
+        # on a day SimCLR small ran 2.4 steps/s, 3.0 on the fastest); flips only, alone: 826 s and 830 s (the same
+        # steps took up to 1,050 s in a slower hour of the same day)
         training=dict(_OPTIM, learning_rate=1.5e-3, per_device_train_batch_size=128, **fifteen_minute_schedule(4.6),
                       warmup_steps=0.05),
     ),
