@@ -3,12 +3,14 @@
 
 import json
 
-from conftest import run_cli
+from conftest import run_cli, shape_images
 
 
-def test_benchmark_measures_mae_beside_its_reference():
-    result = run_cli("benchmark", "--method", "mae", "--preset", "tiny", "--steps", "2", "--e2e_steps", "2",
-                     "--reference", "--json")
+def test_benchmark_measures_mae_beside_its_reference(tmp_path):
+    shape_images(tmp_path, {"train": 4})
+    dataset = f"imagefolder:{tmp_path}"  # not the method's default (digits): every part must time this one
+    result = run_cli("benchmark", "--method", "mae", "--preset", "tiny", "--dataset", dataset, "--steps", "2",
+                     "--e2e_steps", "2", "--reference", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
     ours, reference, *fp32 = report["model_step"]
@@ -21,6 +23,7 @@ def test_benchmark_measures_mae_beside_its_reference():
         assert timing["seconds_per_step"] > 0 and 0 < timing["mfu"] < 1.5
         assert abs(timing["examples_per_second"] * timing["seconds_per_step"] - report["batch_size"]) < 1e-6
     assert 0 < report["data"]["share_if_not_overlapped"] < 1
+    assert report["end_to_end"]["dataset"] == report["dataset"] == "imagefolder"
     assert report["end_to_end"]["examples_per_second"] > 0 and 0 <= report["end_to_end"]["data_wait_share"] <= 1
     assert report["peak_memory_mb"] > 0 and report["matmul_peak_flops"] > 1e8
 

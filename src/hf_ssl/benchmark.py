@@ -125,14 +125,14 @@ def time_training_steps(models: dict[str, torch.nn.Module], batch: dict[str, Any
     return results
 
 
-def end_to_end(method: Method, preset: str, steps: int, bf16: bool) -> dict[str, float | None]:
-    """`hf-ssl pretrain` for `steps` optimizer steps in a subprocess: examples per second over Trainer's training
-    time, and the share of it spent waiting for data (the last logged `data_wait_share`). One checkpoint, at the end,
-    holds the log; nothing is evaluated."""
+def end_to_end(method: Method, preset: str, dataset: str | None, steps: int, bf16: bool) -> dict[str, Any]:
+    """`hf-ssl pretrain` on `dataset` (None: the method's default) for `steps` optimizer steps in a subprocess:
+    examples per second over Trainer's training time, and the share of it spent waiting for data (the last logged
+    `data_wait_share`). One checkpoint, at the end, holds the log; nothing is evaluated."""
     with tempfile.TemporaryDirectory(prefix="hf-ssl-benchmark-") as out:
         logging = max(1, steps // 2)
         command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", method.name, "--preset", preset,
-                   "--max_steps", str(steps), "--logging_steps", str(logging), "--save_steps", str(steps),
+                   *(["--dataset", dataset] if dataset else []), "--max_steps", str(steps), "--logging_steps", str(logging), "--save_steps", str(steps),
                    "--eval_protocols", "none", "--eval_baselines", "false", "--output_dir", out,
                    "--bf16", "true" if bf16 else "false"]
         result = subprocess.run(command, capture_output=True, text=True)
@@ -142,7 +142,7 @@ def end_to_end(method: Method, preset: str, steps: int, bf16: bool) -> dict[str,
         state = json.loads((Path(out) / "checkpoints" / f"checkpoint-{steps}" / "trainer_state.json").read_text())
     seconds = info["train_minutes"] * 60
     shares = [entry["data_wait_share"] for entry in state["log_history"] if "data_wait_share" in entry]
-    return {"examples_per_second": steps * info["effective_batch_size"] / seconds,
+    return {"dataset": info["dataset"], "examples_per_second": steps * info["effective_batch_size"] / seconds,
             "data_wait_share": shares[-1] if shares else None, "seconds": seconds}
 
 
@@ -232,7 +232,7 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
         "model_step": [asdict(t) for t in timings],
         "data": {"seconds_per_batch": data_seconds,
                  "share_if_not_overlapped": data_seconds / (data_seconds + ours.seconds_per_step)},
-        "end_to_end": end_to_end(method, preset, e2e_steps, bf16) if e2e_steps > 0 else None,
+        "end_to_end": end_to_end(method, preset, dataset, e2e_steps, bf16) if e2e_steps > 0 else None,
         "peak_memory_mb": peak_memory_mb(device),
         "training_beside_reference": (training_beside_reference(method, preset, dataset, config, loaded,
                                                                 reference_threads)
