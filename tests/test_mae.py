@@ -97,6 +97,17 @@ def test_random_masking_statistics():
     assert torch.equal(torch.gather(shuffle, 1, ids_restore), torch.arange(patches).expand(batch, -1))
 
 
+def test_random_masking_traces_under_torch_compile_with_a_batch_of_another_size():
+    """`--torch_compile true` recompiles for an epoch's short last batch with a symbolic batch size; drawing the noise
+    must not fail there (it did, at the last batch of MAE small's first epoch)."""
+    def masked_counts(images: torch.Tensor) -> torch.Tensor:
+        return random_masking(images.shape[0], 16, 0.75, device=images.device)[1].sum(dim=1)
+
+    compiled = torch.compile(masked_counts, backend="eager", dynamic=True)  # tracing is what failed: no inductor
+    for batch in (8, 3):
+        assert torch.equal(compiled(torch.zeros(batch, 3)), torch.full((batch,), 12.0))
+
+
 def test_gradient_step_lowers_loss_on_fixed_batch():
     torch.manual_seed(0)
     model = MAEForPreTraining(tiny_config())

@@ -28,7 +28,10 @@ def random_masking(
     """
     num_keep = int(num_patches * (1 - mask_ratio))
     if noise is None:
-        noise = torch.rand(batch_size, num_patches, device=device, generator=generator)
+        # no `generator=None`: under torch.compile, a batch of another size (an epoch's last) makes the size
+        # symbolic, and torch.rand with a generator argument, even None, then fails (PyTorch 2.13)
+        drawn_by = {} if generator is None else {"generator": generator}
+        noise = torch.rand(batch_size, num_patches, device=device, **drawn_by)
     ids_shuffle = torch.argsort(noise, dim=1)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :num_keep]
