@@ -132,6 +132,26 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(t
     assert "checkpoint-2" in second.stdout.split("Resuming from")[1].splitlines()[0]
     state = json.loads(state_file.read_text())
     assert state["global_step"] == 4
+    # a changed recipe into the same OUT is refused, not resumed from the other run's checkpoint
+    changed = run_cli(*common, "--max_steps", "4", "--per_device_train_batch_size", "16")
+    assert changed.returncode != 0 and len(changed.stderr.strip().splitlines()) == 1, changed.stderr[-3000:]
+    assert "batches of 32 per device, this run has 16" in changed.stderr
+    assert json.loads(state_file.read_text()) == state  # nothing trained or written
+
+
+def test_resuming_is_refused_for_another_batch_size_or_a_schedule_the_checkpoint_has_passed(tmp_path):
+    from hf_ssl.errors import HfSslError
+    from hf_ssl.training.checkpoints import check_resumable
+
+    (tmp_path / "trainer_state.json").write_text('{"global_step": 2158, "train_batch_size": 128}')
+    check_resumable(tmp_path, 128, 2158)  # the same run, finished: re-exported and evaluated again
+    check_resumable(tmp_path, 128, 3000)  # a longer schedule continues
+    check_resumable(tmp_path, 128, None)  # a stream: its length is unknown
+    check_resumable(tmp_path, None, 2158)  # --auto_find_batch_size takes the checkpoint's batch
+    with pytest.raises(HfSslError, match="trained 2158 steps, more than this run's 1407"):
+        check_resumable(tmp_path, 128, 1407)
+    with pytest.raises(HfSslError, match="batches of 128 per device, this run has 256"):
+        check_resumable(tmp_path, 256, 2158)
 
 
 def test_all_finite_is_exact_on_huge_values_nan_inf_and_sparse_values():

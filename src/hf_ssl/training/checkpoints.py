@@ -57,6 +57,23 @@ def last_complete_checkpoint(checkpoints_dir: str | os.PathLike, remove_incomple
     return None
 
 
+def check_resumable(checkpoint: str | os.PathLike, train_batch_size: int | None, total_steps: int | None) -> None:
+    """Refuse, in one line, to resume from `checkpoint` a run it cannot continue: one of another batch size (the
+    batches it skips and draws next are another run's), or one whose `total_steps` (None: unknown, a stream) the
+    checkpoint has already passed (nothing would train, and its weights would be exported as this run's: a re-run
+    of a changed recipe into the same OUT did that). A longer schedule than the checkpoint's continues.
+    `train_batch_size` None: not checked (`--auto_find_batch_size` resumes with the checkpoint's)."""
+    state = json.loads((Path(checkpoint) / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+    hint = "pass another --output_dir, or the settings of the run that saved it"
+    saved_batch = state.get("train_batch_size")
+    if None not in (saved_batch, train_batch_size) and saved_batch != train_batch_size:
+        raise HfSslError(f"cannot resume from {checkpoint}: it trained batches of {saved_batch} per device, this run "
+                         f"has {train_batch_size}; {hint}")
+    if total_steps is not None and state["global_step"] > total_steps:
+        raise HfSslError(f"cannot resume from {checkpoint}: it has trained {state['global_step']} steps, more than "
+                         f"this run's {total_steps}; {hint}")
+
+
 class OutputLock:
     """An exclusive lock on OUT for the length of a run: a second run into the same OUT is refused with one line
     instead of both writing the same checkpoints. A POSIX record lock (`lockf`) belongs to the process, so the kernel

@@ -38,7 +38,7 @@ from ..nn.backbone_presets import backbone_config_from_spec, is_checkpoint_spec
 from ..registry import Method, Preset
 from .callbacks import (CollapseMonitorCallback, DivergenceError, LossTermsCallback, NonFiniteGuardCallback,
                         OptimizerStepCallback, unwrap_model)
-from .checkpoints import CHECKPOINTS_SUBDIR, OutputLock, last_complete_checkpoint
+from .checkpoints import CHECKPOINTS_SUBDIR, OutputLock, check_resumable, last_complete_checkpoint
 from .seeded_collation import DEFERRED_EXAMPLES, BatchIndices, SeededCollationCallback, SeededCollator
 
 
@@ -197,7 +197,7 @@ def run_pretraining(method: Method, args: PretrainArguments, training_args: Trai
         baselines = args.eval_baselines == "true" or (
             args.eval_baselines == "auto" and (num_examples or 0) <= BASELINES_AUTO_MAX_IMAGES)
         spec = dataclasses.replace(spec, baselines=baselines)
-        train_minutes = _train(trainer)
+        train_minutes = _train(trainer, num_examples)
         if not trainer.is_world_process_zero():
             return {}
         run_info = _run_info(method, modality, args, config, dataset, trainer, num_examples,
@@ -324,27 +324,38 @@ def bf16_by_default(config: PretrainedConfig, preset: Preset | None = None) -> b
 def scheduled_steps(training_args: TrainingArguments, num_examples: int | None, min_steps: int) -> int:
     """`--max_steps` as the run will use it: the given one, or, for a schedule in epochs (max_steps <= 0), the
     epochs' optimizer steps raised to `min_steps` when they are fewer (-1, Trainer's "count the epochs", when they
-    are not). Each process iterates ceil(examples / (per-device batch x processes)) batches an epoch, and an
-    optimizer step takes `gradient_accumulation_steps` of them, as Trainer counts."""
+    are not)."""
     if training_args.max_steps > 0 or min_steps <= 0 or not num_examples:
         return training_args.max_steps
+    return min_steps if epoch_steps(training_args, num_examples) < min_steps else training_args.max_steps
+
+
+def epoch_steps(training_args: TrainingArguments, num_examples: int) -> int:
+    """The optimizer steps of `num_train_epochs` epochs of `num_examples`, as Trainer counts them: each process
+    iterates ceil(examples / (per-device batch x processes)) batches an epoch, and an optimizer step takes
+    `gradient_accumulation_steps` of them."""
     batches = math.ceil(num_examples / (training_args.per_device_train_batch_size * training_args.world_size))
     steps_per_epoch = max(batches // training_args.gradient_accumulation_steps, 1)
-    epoch_steps = math.ceil(training_args.num_train_epochs * steps_per_epoch)
-    return min_steps if epoch_steps < min_steps else training_args.max_steps
+    return math.ceil(training_args.num_train_epochs * steps_per_epoch)
 
 
-def _train(trainer: SSLTrainer) -> float:
-    """Train, resuming from the last complete checkpoint of OUT/checkpoints; the training time in minutes. A
-    diverged run ends in one line naming its last good checkpoint."""
+def _train(trainer: SSLTrainer, num_examples: int | None) -> float:
+    """Train, resuming from the last complete checkpoint of OUT/checkpoints when this run can continue it
+    (`check_resumable`); the training time in minutes. A diverged run ends in one line naming its last good
+    checkpoint."""
     args = trainer.args
     checkpoints_dir = Path(args.output_dir)
     # An incomplete checkpoint (killed while writing it) is skipped and, by the main process, removed; the
     # others wait for it at main_process_first, so that every process resumes from the same checkpoint.
     with args.main_process_first(desc="finding the checkpoint to resume from"):
         last_checkpoint = last_complete_checkpoint(checkpoints_dir, remove_incomplete=args.process_index == 0)
-    if last_checkpoint and trainer.is_world_process_zero():
-        print(f"Resuming from {last_checkpoint}")
+    if last_checkpoint:
+        total_steps = (args.max_steps if args.max_steps > 0 else
+                       epoch_steps(args, num_examples) if num_examples else None)
+        check_resumable(last_checkpoint, None if args.auto_find_batch_size else args.train_batch_size,
+                        total_steps)
+        if trainer.is_world_process_zero():
+            print(f"Resuming from {last_checkpoint}")
     start_time = time.time()
     try:
         trainer.train(resume_from_checkpoint=last_checkpoint)
