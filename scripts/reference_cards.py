@@ -58,6 +58,9 @@ def main() -> None:
     for family in families:
         method, flags = RECIPES[family]
         out = Path(args.runs_dir) / f"{method}-{family}"
+        # A card is a fresh run: `hf-ssl pretrain` resumes from the checkpoints an earlier run left in OUT, and one
+        # of an older recipe that had trained more steps than the new one would be exported as it was, untrained.
+        shutil.rmtree(out, ignore_errors=True)
         command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", method, *flags, "--output_dir", str(out)]
         start = time.time()
         result = subprocess.run(command, capture_output=True, text=True)
