@@ -20,8 +20,8 @@ stays the faster one up to several hundred tokens. Forward and backward of one a
 So `sdpa_attention` keeps transformers' SDPA everywhere and, for bf16 on a CPU with up to `SHORT_SEQUENCE` keys,
 runs it on fp32 copies of the query, key and value (autocast off) and casts the output back: MAE `small`'s training
 step in bf16 went from 318 to 286 ms on the Xeon (batch 128; on the EPYC the math backend had taken it from 510 to
-336 ms; fp32's kernel would cost about as much there:
-slower in the encoder, faster in the decoder). The fp32 softmax is also the more precise one. Registered with
+336 ms, and fp32's kernel would cost about as much there: slower in the encoder, faster in the decoder). The fp32
+softmax is also the more precise one. Registered with
 transformers' `AttentionInterface` (and `AttentionMaskInterface`, with SDPA's masks) under `ATTENTION_NAME`, the
 name `build_backbone` gives the token backbones it builds; the name is a runtime setting, not saved in config.json,
 so exported checkpoints load with plain transformers' default attention.
