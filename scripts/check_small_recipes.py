@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from transformers import TrainingArguments
+
 from hf_ssl.data.datasets import load_image_dataset
 from hf_ssl.registry import METHODS, get_method
+from hf_ssl.training.pretrain import epoch_steps
 
 BUDGET_MINUTES = 15.0
 
@@ -56,13 +58,15 @@ def main() -> None:
     names = args.methods.split(",") if args.methods else fifteen_minute_methods()
     dataset = load_image_dataset("fashion_mnist")
     train_images = len(dataset.splits[dataset.train_split])
-    print(f"| method | batch | epochs | steps | steps/s here | projected training minutes | within {BUDGET_MINUTES:g} |")
+    print(f"| method | batch | epochs | steps | steps/s here | projected training minutes "
+          f"| within {BUDGET_MINUTES:g} |")
     print("|---|---|---|---|---|---|---|")
     hardware = None
     for name in names:
         training = get_method(name).presets["small"].training
         batch, epochs = training["per_device_train_batch_size"], training["num_train_epochs"]
-        scheduled = max(math.ceil(epochs * math.ceil(train_images / batch)), training["min_steps"])
+        schedule = TrainingArguments(output_dir="unused", per_device_train_batch_size=batch, num_train_epochs=epochs)
+        scheduled = max(epoch_steps(schedule, train_images), training["min_steps"])  # as `hf-ssl pretrain` counts
         rate, hardware = steps_per_second(name, args.steps)
         minutes = scheduled / rate / 60
         print(f"| {name} | {batch} | {epochs:g} | {scheduled} | {rate:.3f} | {minutes:.1f} | "

@@ -132,7 +132,8 @@ def end_to_end(method: Method, preset: str, dataset: str | None, steps: int, bf1
     with tempfile.TemporaryDirectory(prefix="hf-ssl-benchmark-") as out:
         logging = max(1, steps // 2)
         command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", method.name, "--preset", preset,
-                   *(["--dataset", dataset] if dataset else []), "--max_steps", str(steps), "--logging_steps", str(logging), "--save_steps", str(steps),
+                   *(["--dataset", dataset] if dataset else []), "--max_steps", str(steps),
+                   "--logging_steps", str(logging), "--save_steps", str(steps),
                    "--eval_protocols", "none", "--eval_baselines", "false", "--output_dir", out,
                    "--bf16", "true" if bf16 else "false"]
         result = subprocess.run(command, capture_output=True, text=True)
