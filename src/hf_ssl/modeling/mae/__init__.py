@@ -35,7 +35,8 @@ PRESETS = {
         # Batch 256 trains about 1.15x the images/s of batch 128 here, which buys 6 epochs in the 15 minutes: kNN
         # 85.26% (lr 2e-3, 889 s alone on the Xeon with AMX, 1.586 steps/s); 6 epochs of batch 128 reach 85.71% but
         # took 1,031 s; 4.6 epochs of batch 128 (the preset before) 84.69%. Raw pixels at 32 px: 85.20%. The same
-        # recipe took 16.5 minutes on a slower hour (1.43 steps/s): 5.5 epochs would fit both (not measured).
+        # recipe took 16.5 minutes on a slower hour (1.43 steps/s): 5.5 epochs would fit both (not measured). With
+        # --seed 1: kNN 84.73%, linear 87.56% (849 s).
         training=dict(_OPTIM, learning_rate=2e-3, per_device_train_batch_size=256, **fifteen_minute_schedule(6),
                       warmup_steps=0.05),
     ),
