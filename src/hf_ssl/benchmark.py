@@ -147,12 +147,15 @@ def end_to_end(method: Method, preset: str, dataset: str | None, steps: int, bf1
             "data_wait_share": shares[-1] if shares else None, "seconds": seconds}
 
 
-def pretrain_seconds(method: Method, preset: str, dataset: str | None, epochs: int) -> float:
-    """`hf-ssl pretrain` for `epochs` epochs in a subprocess, without checkpoints or evaluation: Trainer's training
-    time in seconds (data preparation and export excluded)."""
+def pretrain_seconds(method: Method, preset: str, dataset: str | None, epochs: float | None = None,
+                     max_steps: int | None = None) -> float:
+    """`hf-ssl pretrain` for `epochs` epochs or `max_steps` steps (None: the preset's schedule) in a subprocess, without
+    checkpoints or evaluation: Trainer's training time in seconds (data preparation and export excluded)."""
+    schedule = ((["--num_train_epochs", str(epochs)] if epochs is not None else [])
+                + (["--max_steps", str(max_steps)] if max_steps is not None else []))
     with tempfile.TemporaryDirectory(prefix="hf-ssl-benchmark-") as out:
         command = [sys.executable, "-m", "hf_ssl.cli", "pretrain", "--method", method.name, "--preset", preset,
-                   *(["--dataset", dataset] if dataset else []), "--num_train_epochs", str(epochs),
+                   *(["--dataset", dataset] if dataset else []), *schedule,
                    "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
                    "--eval_protocols", "none", "--eval_baselines", "false", "--output_dir", out]
         result = subprocess.run(command, capture_output=True, text=True)
