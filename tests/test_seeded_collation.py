@@ -46,3 +46,22 @@ def test_a_batch_draws_from_its_seed_and_leaves_the_global_generators_as_they_we
     # another epoch, other draws
     collator.start_epoch(1)
     assert collator([0, 1])["examples"] != first["examples"]
+
+
+class BatchFetchingDataset(DrawingDataset):
+    """A dataset with torch's batched-fetch protocol: a batch's indices come in one call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[float, float, float]]:
+        self.calls.append(list(indices))
+        return [self[i] for i in indices]
+
+
+def test_a_dataset_with_getitems_is_fetched_a_batch_at_a_time_under_the_batch_seed():
+    dataset = BatchFetchingDataset()
+    batched = SeededCollator(drawing_collate, dataset, seed=3)([4, 2, 7])
+    assert dataset.calls == [[4, 2, 7]]
+    # the same draws as one-by-one fetches of the same batch
+    assert batched == SeededCollator(drawing_collate, DrawingDataset(), seed=3)([4, 2, 7])

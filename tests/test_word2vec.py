@@ -23,6 +23,7 @@ from hf_ssl.losses.negative_sampling import (banded_scores, context_counts, cont
                                             window_sum)
 from hf_ssl.modeling.word2vec import Word2VecConfig, Word2VecModel
 from hf_ssl.nn.lazy_adam import LazyAdam
+from hf_ssl.nn.sparse_lookup import sparse_row_lookup
 
 SENTENCES = [
     "The cat sat on the mat. The dog sat on the log!",
@@ -160,6 +161,30 @@ def test_training_examples_resample_each_epoch_and_concatenate():
     batch = concatenate_examples([first, second])
     assert batch["input_ids"].numel() == tokens + second["input_ids"].numel()
     assert set(batch) == {"input_ids", "context_mask", "negative_ids"}
+
+
+def test_a_batch_of_chunks_is_drawn_at_once_and_no_window_crosses_a_chunk():
+    """`__getitems__` (what SeededCollator fetches with): chunks 1 then 0 of one long document, without subsampling,
+    as one stream of 200 tokens padded once; every token keeps its in-chunk context and none reaches the other chunk
+    (adjacent in the stream, and in the corpus the same document)."""
+    vocabulary = WordVocabulary.from_texts(SENTENCES, min_count=1)
+    text = " ".join(SENTENCES * 10)
+    ids, docs = encode_corpus(vocabulary, [text])
+    assert len(ids) >= 200 and (docs == 0).all()
+    data = Word2VecTrainingData(ids, docs, vocabulary, window=3, sample=0.0, ns_exponent=0.75, noise_group=16,
+                                noise_words=4, chunk_words=100)
+    (batch,) = data.__getitems__([1, 0])
+    tokens = batch["input_ids"]
+    assert tokens.numel() == 208 and (tokens[200:] == len(vocabulary)).all()  # one padding, at the end
+    assert torch.equal(tokens[:100], torch.from_numpy(ids[100:200])) and torch.equal(tokens[100:200],
+                                                                                      torch.from_numpy(ids[:100]))
+    assert batch["negative_ids"].shape == (13, 4)
+    mask = batch["context_mask"]
+    offsets = torch.tensor(context_offsets(3))
+    reach = torch.arange(208)[:, None] + offsets[None]  # the stream position each mask entry points at
+    chunk_of = lambda position: torch.div(position, 100, rounding_mode="floor")  # noqa: E731
+    assert not (mask & (chunk_of(reach) != chunk_of(torch.arange(208))[:, None])).any()
+    assert mask[:200].any(1).all()  # every real token has a context word (windows of at least 1)
 
 
 # ------------------------------------------------------------------------------------------------------- loss
@@ -484,3 +509,29 @@ def test_cli_min_count_nobody_reaches_is_one_line_and_writes_nothing(word2vec_ou
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "min_count=100000" in result.stderr
     assert not (out / "config.json").exists()
+
+
+def test_sparse_row_lookup_gives_the_summed_row_gradients_as_one_coalesced_tensor():
+    """Two lookups into one table (word2vec's output vectors of the centres and of the noise words): the table's
+    gradient is every looked-up row's summed gradient (a loop over the ids, float64), as one sparse tensor marked
+    coalesced with each touched row once, so that neither the gradient norm nor the optimizer sorts it again; an
+    output the loss does not use touches no row."""
+    torch.manual_seed(0)
+    weight = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
+    first_ids, second_ids = torch.tensor([[3, 1, 3], [7, 1, 0]]), torch.tensor([7, 7, 11])
+    first, second = sparse_row_lookup(weight, first_ids, second_ids)
+    assert torch.equal(first, weight.detach()[first_ids]) and torch.equal(second, weight.detach()[second_ids])
+    first_weights, second_weights = torch.randn_like(first), torch.randn_like(second)
+    ((first * first_weights).sum() + (second * second_weights).sum()).backward()
+    expected = torch.zeros(12, 3, dtype=torch.float64)
+    for ids, weights in ((first_ids, first_weights), (second_ids, second_weights)):
+        for row, values in zip(ids.flatten().tolist(), weights.reshape(-1, 3)):
+            expected[row] += values
+    assert weight.grad.is_sparse and weight.grad.is_coalesced()
+    assert weight.grad._indices()[0].tolist() == [0, 1, 3, 7, 11]
+    torch.testing.assert_close(weight.grad.to_dense(), expected, rtol=0, atol=1e-12)
+
+    weight.grad = None
+    first, second = sparse_row_lookup(weight, first_ids, second_ids)
+    (first * first_weights).sum().backward()
+    assert weight.grad._indices()[0].tolist() == [0, 1, 3, 7]  # 11 only in the unused second lookup

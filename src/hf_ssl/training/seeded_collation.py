@@ -93,7 +93,7 @@ class SeededCollator:
                 examples = list(items)
             else:
                 seed_generators(seed)
-                examples = [self.dataset[i] for i in items]
+                examples = fetch_examples(self.dataset, items)
             if self.on_device:
                 return {DEFERRED_EXAMPLES: default_collate(examples), DEFERRED_SEED: collation_seed(seed)}
             seed_generators(collation_seed(seed))
@@ -106,6 +106,14 @@ class SeededCollator:
         devices = sorted({t.device for t in stacked.values() if isinstance(t, torch.Tensor) and t.is_cuda}, key=str)
         with seeded_generators(seed, devices):
             return self.collate([{key: values[i] for key, values in stacked.items()} for i in range(size)])
+
+
+def fetch_examples(dataset: Dataset, indices: Sequence[int]) -> list[Any]:
+    """`dataset`'s examples at `indices`, as torch's DataLoader fetches them: with the dataset's `__getitems__` where it
+    has one (a dataset that draws a batch faster at once than example by example: word2vec's), else one by one."""
+    if hasattr(dataset, "__getitems__"):  # torch's optional batched-fetch protocol, probed as its DataLoader does
+        return dataset.__getitems__(list(indices))
+    return [dataset[i] for i in indices]
 
 
 def collation_seed(fetch_seed: int) -> int:

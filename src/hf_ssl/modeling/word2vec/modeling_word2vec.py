@@ -33,6 +33,7 @@ from transformers.utils import ModelOutput
 
 from ...losses.negative_sampling import banded_scores, context_counts, negative_sampling_loss, window_sum
 from ...nn.lazy_adam import LazyAdam
+from ...nn.sparse_lookup import sparse_row_lookup
 from ..method_model import MethodModel
 from .configuration_word2vec import Word2VecConfig
 
@@ -99,11 +100,15 @@ class Word2VecModel(MethodModel):
             return Word2VecOutput(last_hidden_state=self.input_embeddings(input_ids))
         if negative_ids is None:
             raise ValueError("negative_ids (G, S) are needed to compute the negative-sampling loss")
-        # Sparse gradients hold only the looked-up rows: the optimizer then touches only them (SparseAdam)
-        sparse = self.config.optimizer == "sparse_adam"
-        vectors = F.embedding(input_ids, self.input_embeddings.weight, sparse=sparse)
-        outputs = F.embedding(input_ids, self.output_embeddings.weight, sparse=sparse)
-        noise = F.embedding(negative_ids, self.output_embeddings.weight, sparse=sparse)
+        if self.config.optimizer == "sparse_adam":
+            # Sparse gradients hold only the looked-up rows, the optimizer then touches only them; each table's
+            # lookups are one node, whose gradient comes coalesced (`sparse_row_lookup`)
+            (vectors,) = sparse_row_lookup(self.input_embeddings.weight, input_ids)
+            outputs, noise = sparse_row_lookup(self.output_embeddings.weight, input_ids, negative_ids)
+        else:
+            vectors = F.embedding(input_ids, self.input_embeddings.weight)
+            outputs = F.embedding(input_ids, self.output_embeddings.weight)
+            noise = F.embedding(negative_ids, self.output_embeddings.weight)
         if self.config.architecture == "cbow":
             counts = context_mask.sum(1, keepdim=True).to(vectors.dtype)
             vectors = window_sum(vectors, context_mask)
