@@ -11,7 +11,7 @@ import pytest
 
 from hf_ssl.training import allocator
 
-# Eight "steps", each allocating and touching a forward pass's worth of activations of mixed sizes and freeing them in
+# Twelve "steps", each allocating and touching a forward pass's worth of activations of mixed sizes and freeing them in
 # reverse, as backward does; the minor page faults of each step. With glibc's defaults the steady state varies from
 # run to run between none and 15,584 faults a step (61 MB mapped anew each step) on this pattern.
 PROBE = """
@@ -25,7 +25,7 @@ if not applied:
     raise SystemExit
 import torch
 faults = []
-for step in range(8):
+for step in range(12):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     held = [torch.ones(mb * 2**18) for mb in (2, 8, 17, 8, 2, 30, 17, 4)]
     while held:
@@ -49,7 +49,9 @@ def test_a_step_reuses_the_memory_the_last_one_freed_unless_the_user_opts_out():
     if not kept["applied"]:
         pytest.skip("this C library is not glibc (or another allocator is preloaded)")
     assert kept["faults"][0] > 20_000  # the first step maps its 88 MB (22,500 pages)
-    # the next steps may still map a few stray fragments; from the fifth on, the memory is reused as it is
-    assert sum(kept["faults"][4:]) <= 256, kept
+    # Later steps reuse it, but for fragments: small allocations of the interpreter land in freed blocks now and then,
+    # and a step maps a block anew (up to 8,705 pages once in a step, under a parallel test run). Over eleven steps,
+    # less than two steps' worth; glibc's defaults, when they hand memory back, map 15,584 pages every step.
+    assert sum(kept["faults"][1:]) <= 2 * kept["faults"][0], kept
     for opt_out in ({"HF_SSL_MALLOC": "default"}, {"MALLOC_TOP_PAD_": "0"}):
         assert not probe(**opt_out)["applied"], opt_out
