@@ -42,6 +42,7 @@ from .modalities import StartingPoint, get_modality
 from .modeling.method_model import MethodModel
 from .registry import Method
 from .training.pretrain import PretrainArguments, bf16_by_default, build_config
+from .training.seeded_collation import fetch_examples
 
 
 @dataclass
@@ -205,7 +206,7 @@ def run_benchmark(method: Method, preset: str | None = None, dataset: str | None
     with tempfile.TemporaryDirectory(prefix="hf-ssl-benchmark-") as work_dir:
         prepared = modality.prepare(config, loaded, StartingPoint(), work_dir)
     collate = method.make_collator(config)
-    examples = [prepared.train_dataset[i % len(prepared.train_dataset)] for i in range(batch_size)]
+    examples = fetch_examples(prepared.train_dataset, [i % len(prepared.train_dataset) for i in range(batch_size)])
     collate(examples)  # warm-up (kernels, caches)
     start = time.perf_counter()
     for _ in range(3):

@@ -39,7 +39,8 @@ from ..registry import Method, Preset
 from .callbacks import (CollapseMonitorCallback, DivergenceError, LossTermsCallback, NonFiniteGuardCallback,
                         OptimizerStepCallback, unwrap_model)
 from .checkpoints import CHECKPOINTS_SUBDIR, OutputLock, check_resumable, last_complete_checkpoint
-from .seeded_collation import DEFERRED_EXAMPLES, BatchIndices, SeededCollationCallback, SeededCollator
+from .seeded_collation import (DEFERRED_EXAMPLES, BatchIndices, SeededCollationCallback, SeededCollator,
+                               fetch_examples)
 
 
 BASELINES_AUTO_MAX_IMAGES = 20_000  # `--eval_baselines auto`: digits and small image folders, not Fashion-MNIST
@@ -252,7 +253,7 @@ def _prepare_trainer(method: Method, modality: Modality, args: PretrainArguments
     streamed = isinstance(prepared.train_dataset, IterableDataset)
     if not streamed:
         first = range(min(len(prepared.train_dataset), training_args.per_device_train_batch_size))
-        collate([prepared.train_dataset[i] for i in first])
+        collate(fetch_examples(prepared.train_dataset, first))
     else:
         # accelerate gives each process its own shards of a `datasets.IterableDataset` only when the main process
         # does not read every batch and dispatch it (its default for iterable datasets)
